@@ -1,0 +1,117 @@
+"""The one code path every builder goes through: pick weights, build, load, adapt the head, move."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from .. import serialization
+from .. import weights as weight_files
+from ..devices import resolve_device
+from ..errors import WeightsMismatchError
+from ..manifest import Weights
+from ..registry import resolve_weights
+
+StateDict = dict[str, torch.Tensor]
+
+
+def build(
+    arch: str,
+    make: Callable[..., nn.Module],
+    *,
+    weights: Any,
+    pretrained: bool,
+    progress: bool,
+    device: Any,
+    kwargs: dict[str, Any],
+    num_classes: int | None = None,
+    head: str | None = None,
+    infer_kwargs: Callable[[StateDict], dict[str, Any]] | None = None,
+    prepare: Callable[[StateDict], StateDict] | None = None,
+    finish: Callable[[nn.Module], None] | None = None,
+) -> nn.Module:
+    """Build `arch` with `make(**kwargs)`, loading `weights` if any.
+
+    With weights, the model is built on the meta device (no random init is spent) and the tensors are
+    assigned straight from the memory-mapped file. `head` names the classifier layer that a different
+    `num_classes` replaces with a fresh one; `infer_kwargs` reads architecture sizes from a state dict;
+    `prepare` adapts legacy key sets; `finish` runs after loading.
+    """
+    if pretrained and weights is None:
+        weights = "DEFAULT"
+    resolved = resolve_weights(arch, weights)
+    target = resolve_device(device)
+    if resolved is None:
+        if num_classes is not None:
+            kwargs = {**kwargs, "num_classes": num_classes}
+        return make(**kwargs).to(target)
+
+    state_dict = load_weights(resolved, progress=progress)
+    if prepare is not None:
+        state_dict = prepare(state_dict)
+    found = infer_kwargs(state_dict) if infer_kwargs else {}
+    from_manifest = resolved.kwargs if isinstance(resolved, Weights) else {}
+    kwargs = {**found, **from_manifest, **kwargs}
+    with torch.device("meta"):
+        model = make(**kwargs)
+    name = resolved.key if isinstance(resolved, Weights) else str(resolved)
+    _assign(model, state_dict, name, arch)
+    if finish is not None:
+        finish(model)
+    if head is not None and num_classes is not None:
+        replace_head(model, head, num_classes)
+    return model.to(target)
+
+
+def load_weights(resolved: Weights | Path, *, progress: bool = True) -> StateDict:
+    """The state dict of manifest weights or of a local file, loaded safely."""
+    path = weight_files.resolve(resolved, progress=progress) if isinstance(resolved, Weights) else resolved
+    return serialization.load_state_dict(path)
+
+
+def _assign(model: nn.Module, state_dict: StateDict, name: str, arch: str) -> None:
+    result = model.load_state_dict(state_dict, strict=False, assign=True)
+    problems = []
+    if result.missing_keys:
+        problems.append(f"missing {_few(result.missing_keys)}")
+    if result.unexpected_keys:
+        problems.append(f"unexpected {_few(result.unexpected_keys)}")
+    if problems:
+        raise WeightsMismatchError(f"weights {name} do not fit {arch}: {'; '.join(problems)}")
+    left = [n for n, t in itertools.chain(model.named_parameters(), model.named_buffers()) if t.is_meta]
+    if left:
+        raise WeightsMismatchError(f"weights {name} leave {arch} tensors uninitialised: {_few(left)}")
+
+
+def _few(names: list[str]) -> str:
+    shown = ", ".join(names[:5])
+    return shown + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
+def replace_head(model: nn.Module, head: str, num_classes: int) -> None:
+    """Swap the Linear layer at dotted path `head` for a fresh `num_classes`-way one, if the size differs."""
+    parent_path, _, attr = head.rpartition(".")
+    parent = model.get_submodule(parent_path) if parent_path else model
+    old = getattr(parent, attr) if not attr.isdigit() else parent[int(attr)]
+    if old.out_features == num_classes:
+        return
+    new = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)
+    if attr.isdigit():
+        parent[int(attr)] = new
+    else:
+        setattr(parent, attr, new)
+
+
+def head_classes(head: str) -> Callable[[StateDict], dict[str, Any]]:
+    """An `infer_kwargs` for classifiers: `num_classes` from the head's weight."""
+
+    def infer(state_dict: StateDict) -> dict[str, Any]:
+        w = state_dict.get(f"{head}.weight")
+        return {"num_classes": w.shape[0]} if w is not None else {}
+
+    return infer

@@ -1,0 +1,104 @@
+"""The GAN zoo's DCGAN generator, with the GAN zoo's `buildNoiseData` / `test` calls."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from ..registry import register_model
+from ._builder import build
+
+
+class DCGANGenerator(nn.Module):
+    """DCGAN generator, state-dict compatible with the GAN zoo's `GNet`.
+
+    Noise (N, latent_dim) -> `formatLayer` to 4x4 -> `depth` stride-2 upsamplings -> `main.outlayer` ->
+    optional Tanh. With depth 3 the output is 64x64.
+    """
+
+    def __init__(
+        self,
+        latent_dim: int = 64,
+        ngf: int = 64,
+        depth: int = 3,
+        out_channels: int = 3,
+        tanh: bool = True,
+    ) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        width = ngf * 2**depth
+        self.formatLayer = nn.ConvTranspose2d(latent_dim, width, 4, 1, 0, bias=False)
+        layers: OrderedDict[str, nn.Module] = OrderedDict(
+            batchNorm0=nn.BatchNorm2d(width), relu0=nn.ReLU(True)
+        )
+        for i in range(1, depth + 1):
+            layers[f"convTranspose{i}"] = nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False)
+            layers[f"batchNorm{i}"] = nn.BatchNorm2d(width // 2)
+            layers[f"relu{i}"] = nn.ReLU(True)
+            width //= 2
+        layers["outlayer"] = nn.ConvTranspose2d(ngf, out_channels, 4, 2, 1, bias=False)
+        self.main = nn.Sequential(layers)
+        self.activation = nn.Tanh() if tanh else nn.Identity()
+
+    def forward(self, noise: torch.Tensor) -> torch.Tensor:
+        x = self.formatLayer(noise.view(-1, noise.size(1), 1, 1))
+        return self.activation(self.main(x))
+
+    @property
+    def device(self) -> torch.device:
+        return self.formatLayer.weight.device
+
+    def buildNoiseData(self, n: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, None]:  # noqa: N802
+        """`n` latent vectors on the model's device, as the GAN zoo returns them: (noise, None)."""
+        noise = torch.randn(n, self.latent_dim, generator=generator)
+        return noise.to(self.device), None
+
+    @torch.no_grad()
+    def test(self, noise: torch.Tensor, getAvG: bool = False, toCPU: bool = True) -> torch.Tensor:  # noqa: N803
+        """Images in [-1, 1] generated from `noise`, as the GAN zoo's `test` (no averaged generator here)."""
+        out = self(noise.to(self.device))
+        return out.cpu() if toCPU else out
+
+
+def _infer(state_dict: dict[str, torch.Tensor]) -> dict[str, Any]:
+    fmt, out = state_dict.get("formatLayer.weight"), state_dict.get("main.outlayer.weight")
+    if fmt is None or out is None:
+        return {}
+    depth = sum(1 for k in state_dict if k.startswith("main.convTranspose"))
+    return {"latent_dim": fmt.shape[0], "ngf": out.shape[0], "out_channels": out.shape[1], "depth": depth}
+
+
+@register_model()
+def dcgan(
+    pretrained: bool = False,
+    *,
+    weights: Any = None,
+    progress: bool = True,
+    device: Any = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """DCGAN generator of the GAN zoo (depth 3, ngf 64, 64x64 output), with `buildNoiseData` and `test`.
+
+    Usage as in the Torch Hub tutorial:
+        noise, _ = model.buildNoiseData(8); images = model.test(noise)   # (8, 3, 64, 64) in [-1, 1]
+
+    Args:
+        pretrained: load the default weights.
+        weights: None (random init), "DEFAULT", a key or tag, or a local file.
+        progress: show a download progress bar on a terminal.
+        device: "cpu", "cuda", "cuda:1"; None picks CUDA when available.
+        **kwargs: latent_dim (64), ngf (64), depth (3), out_channels (3), tanh (True).
+    """
+    return build(
+        "dcgan",
+        DCGANGenerator,
+        weights=weights,
+        pretrained=pretrained,
+        progress=progress,
+        device=device,
+        kwargs=kwargs,
+        infer_kwargs=_infer,
+    )

@@ -1,0 +1,66 @@
+"""GoogLeNet (Inception v1): torchvision's architecture with the zoo's fast, verified weight loading."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch.nn as nn
+from torchvision import models as tvm
+
+from ..registry import register_model
+from ._builder import build, head_classes
+
+
+def _drop_aux(model: nn.Module) -> None:
+    if not model.aux_logits:
+        return
+    # torchvision's ImageNet weights carry the auxiliary heads, but inference models go without them.
+    model.aux_logits = False
+    model.aux1 = None
+    model.aux2 = None
+
+
+def _infer(state_dict: dict) -> dict[str, Any]:
+    return {**head_classes("fc")(state_dict), "aux_logits": "aux1.fc2.weight" in state_dict}
+
+
+def _googlenet(**kwargs: Any) -> nn.Module:
+    return tvm.GoogLeNet(**{"init_weights": True, **kwargs})
+
+
+@register_model()
+def googlenet(
+    pretrained: bool = False,
+    *,
+    weights: Any = None,
+    progress: bool = True,
+    device: Any = None,
+    num_classes: int | None = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """GoogLeNet (Inception v1) from "Going Deeper with Convolutions".
+
+    Args:
+        pretrained: load the default ImageNet weights (same as weights="DEFAULT").
+        weights: None (random init), "DEFAULT", a key or tag such as "imagenet1k_v1", or a local file.
+        progress: show a download progress bar on a terminal.
+        device: "cpu", "cuda", "cuda:1"; None picks CUDA when available.
+        num_classes: with pretrained weights, replace `fc` by a fresh layer of this size.
+    """
+    keep_aux = kwargs.get("aux_logits", False)
+    if weights is not None or pretrained:
+        # As torchvision does for its weights: Inception-style input transform, and no random init.
+        kwargs = {"transform_input": True, "init_weights": False, **kwargs}
+    return build(
+        "googlenet",
+        _googlenet,
+        weights=weights,
+        pretrained=pretrained,
+        progress=progress,
+        device=device,
+        kwargs=kwargs,
+        num_classes=num_classes,
+        head="fc",
+        infer_kwargs=_infer,
+        finish=None if keep_aux else _drop_aux,
+    )

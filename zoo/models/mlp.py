@@ -1,0 +1,60 @@
+"""The Torch Hub tutorial's MLP (published there as `custom_model`)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from ..registry import register_model
+from ._builder import build
+
+
+def make_mlp(in_features: int = 4, hidden: int = 8, num_classes: int = 3) -> nn.Sequential:
+    """Sequential(hidden_layer_1=Linear, activation_1=ReLU, output_layer=Linear), the tutorial's layout."""
+    return nn.Sequential(
+        OrderedDict(
+            hidden_layer_1=nn.Linear(in_features, hidden),
+            activation_1=nn.ReLU(),
+            output_layer=nn.Linear(hidden, num_classes),
+        )
+    )
+
+
+def _infer(state_dict: dict[str, torch.Tensor]) -> dict[str, Any]:
+    first, last = state_dict.get("hidden_layer_1.weight"), state_dict.get("output_layer.weight")
+    if first is None or last is None:
+        return {}
+    return {"in_features": first.shape[1], "hidden": first.shape[0], "num_classes": last.shape[0]}
+
+
+@register_model("custom_model")
+def mlp(
+    pretrained: bool = False,
+    *,
+    weights: Any = None,
+    progress: bool = True,
+    device: Any = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """The Torch Hub tutorial's MLP: Linear(4, 8) -> ReLU -> Linear(8, 3) on 4-feature blobs.
+
+    Args:
+        pretrained: load the default weights.
+        weights: None (random init), "DEFAULT", a key or tag, or a local file.
+        progress: show a download progress bar on a terminal.
+        device: "cpu", "cuda", "cuda:1"; None picks CUDA when available.
+        **kwargs: in_features (4), hidden (8), num_classes (3).
+    """
+    return build(
+        "mlp",
+        make_mlp,
+        weights=weights,
+        pretrained=pretrained,
+        progress=progress,
+        device=device,
+        kwargs=kwargs,
+        infer_kwargs=_infer,
+    )

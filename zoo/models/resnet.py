@@ -1,0 +1,116 @@
+"""ResNet-18/34/50/101/152: torchvision's architectures with the zoo's fast, verified weight loading."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch.nn as nn
+from torchvision import models as tvm
+
+from ..registry import register_model
+from ._builder import build, head_classes
+
+
+def _resnet(arch: str, weights: Any, pretrained: bool, progress: bool, device: Any, num_classes, kwargs):
+    return build(
+        arch,
+        getattr(tvm, arch),
+        weights=weights,
+        pretrained=pretrained,
+        progress=progress,
+        device=device,
+        kwargs=kwargs,
+        num_classes=num_classes,
+        head="fc",
+        infer_kwargs=head_classes("fc"),
+    )
+
+
+@register_model()
+def resnet18(
+    pretrained: bool = False,
+    *,
+    weights: Any = None,
+    progress: bool = True,
+    device: Any = None,
+    num_classes: int | None = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """ResNet-18 from "Deep Residual Learning for Image Recognition".
+
+    Args:
+        pretrained: load the default ImageNet weights (same as weights="DEFAULT").
+        weights: None (random init), "DEFAULT", a key or tag such as "imagenet1k_v1", or a local file.
+        progress: show a download progress bar on a terminal.
+        device: "cpu", "cuda", "cuda:1"; None picks CUDA when available.
+        num_classes: with pretrained weights, replace `fc` by a fresh layer of this size.
+    """
+    return _resnet("resnet18", weights, pretrained, progress, device, num_classes, kwargs)
+
+
+@register_model()
+def resnet34(
+    pretrained: bool = False,
+    *,
+    weights: Any = None,
+    progress: bool = True,
+    device: Any = None,
+    num_classes: int | None = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """ResNet-34 from "Deep Residual Learning for Image Recognition".
+
+    Args: as for `resnet18`.
+    """
+    return _resnet("resnet34", weights, pretrained, progress, device, num_classes, kwargs)
+
+
+@register_model()
+def resnet50(
+    pretrained: bool = False,
+    *,
+    weights: Any = None,
+    progress: bool = True,
+    device: Any = None,
+    num_classes: int | None = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """ResNet-50 from "Deep Residual Learning for Image Recognition" (V1 and V2 ImageNet weights).
+
+    Args: as for `resnet18`.
+    """
+    return _resnet("resnet50", weights, pretrained, progress, device, num_classes, kwargs)
+
+
+@register_model()
+def resnet101(
+    pretrained: bool = False,
+    *,
+    weights: Any = None,
+    progress: bool = True,
+    device: Any = None,
+    num_classes: int | None = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """ResNet-101 from "Deep Residual Learning for Image Recognition", the book's image classifier.
+
+    Args: as for `resnet18`.
+    """
+    return _resnet("resnet101", weights, pretrained, progress, device, num_classes, kwargs)
+
+
+@register_model()
+def resnet152(
+    pretrained: bool = False,
+    *,
+    weights: Any = None,
+    progress: bool = True,
+    device: Any = None,
+    num_classes: int | None = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """ResNet-152 from "Deep Residual Learning for Image Recognition".
+
+    Args: as for `resnet18`.
+    """
+    return _resnet("resnet152", weights, pretrained, progress, device, num_classes, kwargs)

@@ -1,0 +1,38 @@
+"""Preprocessing presets named by the weights manifest.
+
+ImageNet classification reuses torchvision's own preset; the CycleGAN preset is the book's
+`Resize(256)` + `ToTensor()`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torchvision import transforms as T
+from torchvision.transforms._presets import ImageClassification
+
+
+def cyclegan(size: int = 256) -> T.Compose:
+    """The book's CycleGAN input pipeline: shortest side to `size`, then a tensor in [0, 1]."""
+    return T.Compose([T.Resize(size), T.ToTensor()])
+
+
+def cyclegan_output(y: torch.Tensor) -> torch.Tensor:
+    """Map generator output in [-1, 1] back to [0, 1]."""
+    return ((y + 1) / 2).clamp(0, 1)
+
+
+_PRESETS = {
+    "image_classification": ImageClassification,
+    "cyclegan": cyclegan,
+}
+
+
+def build(spec: dict[str, Any] | None) -> Any:
+    """Instantiate the preset described by a manifest `transforms` entry (None when there is none)."""
+    if not spec:
+        return None
+    spec = dict(spec)
+    name = spec.pop("preset")
+    return _PRESETS[name](**spec)
