@@ -30,7 +30,7 @@ class MissingDependenciesError(HubError, ImportError):
     """A hubconf's `dependencies` that are not importable."""
 
 
-def unknown(kind: str, name: str, choices: Iterable[str]) -> UnknownNameError:
+def unknown(kind: str, name: str, choices: Iterable[str], where: str = "") -> UnknownNameError:
     """Build an UnknownNameError that suggests the closest known names."""
     choices = list(choices)
     close = difflib.get_close_matches(name, choices, n=3, cutoff=0.6)
@@ -38,4 +38,4 @@ def unknown(kind: str, name: str, choices: Iterable[str]) -> UnknownNameError:
         lowered = name.lower()
         close = [c for c in choices if lowered in c.lower()][:3]
     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    return UnknownNameError(f"unknown {kind} {name!r}{hint}")
+    return UnknownNameError(f"unknown {kind} {name!r}{where}{hint}")

@@ -136,7 +136,7 @@ def entry_points(module: ModuleType) -> builtins.list[str]:
 
 def _entry(module: ModuleType, name: str, repo_dir: Path) -> Any:
     if name not in entry_points(module):
-        raise unknown(f"entry point in {repo_dir}", name, entry_points(module))
+        raise unknown("entry point", name, entry_points(module), where=f" in {repo_dir / HUBCONF}")
     return getattr(module, name)
 
 

@@ -134,7 +134,7 @@ class Manifest:
 
 
 @functools.lru_cache(maxsize=4)
-def _load(path: Path, mtime_ns: int) -> Manifest:
+def _load(path: Path, mtime_ns: int, size: int) -> Manifest:
     raw = read_raw(path)
     cats = raw.get("categories", {})
     weights = {k: entry_to_weights(k, e, cats) for k, e in raw["weights"].items()}
@@ -145,10 +145,10 @@ def load(path: str | os.PathLike | None = None) -> Manifest:
     """The parsed manifest, re-read when the file changes (e.g. after `zoo publish`)."""
     path = Path(path) if path is not None else manifest_path()
     try:
-        mtime = path.stat().st_mtime_ns
+        stat = path.stat()
     except FileNotFoundError as e:
         raise ManifestError(f"weights manifest not found: {path}") from e
-    return _load(path, mtime)
+    return _load(path, stat.st_mtime_ns, stat.st_size)
 
 
 load.cache_clear = _load.cache_clear  # type: ignore[attr-defined]

@@ -1,0 +1,64 @@
+"""Shared fixtures: every test gets its own zoo home, torch home and (optionally) manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from zoo import manifest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def isolated_homes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "zoo_home"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    for var in ("ZOO_MANIFEST", "ZOO_OFFLINE", "ZOO_WEIGHTS_MIRROR"):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def test_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
+    """Write weight files into the zoo cache and a manifest that knows them (with true hashes).
+
+    Call it with `{key: (state_dict, extra_entry_fields)}` and optional `defaults`; it returns the
+    cache folder. The real manifest's entries are kept, so the zoo's own keys still resolve.
+    """
+    cache = tmp_path / "zoo_home" / "weights"
+
+    def write(
+        entries: dict[str, tuple[dict[str, torch.Tensor], dict]], defaults: dict[str, str] | None = None
+    ) -> Path:
+        data = manifest.read_raw(manifest.DEFAULT_MANIFEST)
+        cache.mkdir(parents=True, exist_ok=True)
+        for key, (state_dict, extra) in entries.items():
+            arch = key.split(".")[0]
+            file_name = extra.pop("file_name", f"{key.replace('.', '-')}.pth")
+            torch.save(state_dict, cache / file_name)
+            data["weights"][key] = {
+                "arch": arch,
+                "file_name": file_name,
+                "urls": [f"http://127.0.0.1:9/{file_name}"],
+                "sha256": sha256_of(cache / file_name),
+                "size": (cache / file_name).stat().st_size,
+                "meta": {"source": "test"},
+                **extra,
+            }
+        data["defaults"].update(defaults or {})
+        path = tmp_path / "manifest.json"
+        path.write_text(json.dumps(data))
+        monkeypatch.setenv("ZOO_MANIFEST", str(path))
+        return cache
+
+    return write

@@ -1,0 +1,88 @@
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO_ROOT
+
+from zoo.cli import main
+from zoo.models.mlp import make_mlp
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_list_table_and_json(capsys):
+    code, out, _ = run(capsys, "list")
+    assert code == 0
+    assert out.splitlines()[0].split()[:2] == ["model", "default"]
+    assert any(
+        line.startswith("resnet101 ") and "resnet101.imagenet1k_v2" in line for line in out.splitlines()
+    )
+    code, out, _ = run(capsys, "list", "resnet*", "--json")
+    data = json.loads(out)
+    assert [d["name"] for d in data] == ["resnet101", "resnet152", "resnet18", "resnet34", "resnet50"]
+    assert data[-1]["weights"] == ["resnet50.imagenet1k_v1", "resnet50.imagenet1k_v2"]
+    code, out, _ = run(capsys, "list", "mlp", "--json")
+    assert json.loads(out)[0]["aliases"] == ["custom_model"]
+
+
+def test_list_no_match_is_a_user_error(capsys):
+    code, out, err = run(capsys, "list", "vit*")
+    assert code == 1 and out == ""
+    assert err == "zoo: error: no model matches 'vit*'; `zoo list` shows them all\n"
+
+
+def test_info_shows_weights_metrics_and_cache_state(capsys, test_manifest):
+    code, out, _ = run(capsys, "info", "resnet50")
+    assert code == 0
+    assert "resnet50.imagenet1k_v2 *" in out and "80.86" in out and "76.13" in out
+    code, out, _ = run(capsys, "info", "resnet18", "--json")
+    data = json.loads(out)
+    (w,) = data["weights"]
+    assert w["key"] == "resnet18.imagenet1k_v1" and w["default"] and w["cached"] is None
+    assert w["metrics"]["ImageNet-1K"]["acc@1"] == 69.758 and w["num_categories"] == 1000
+    cache = test_manifest({"mlp.blobs": (make_mlp().state_dict(), {})}, defaults={"mlp": "mlp.blobs"})
+    code, out, _ = run(capsys, "info", "custom_model", "--json")
+    data = json.loads(out)
+    assert data["name"] == "mlp" and data["aliases"] == ["custom_model"]
+    assert data["weights"][0]["cached"] == str(cache / "mlp-blobs.pth")
+
+
+def test_info_unknown_model(capsys):
+    code, out, err = run(capsys, "info", "resnet105")
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and "unknown model 'resnet105'; did you mean" in err
+
+
+def test_help_prints_the_docstring(capsys):
+    code, out, _ = run(capsys, "help", str(REPO_ROOT), "dcgan")
+    assert code == 0 and "buildNoiseData" in out
+    code, out, _ = run(capsys, "help", str(REPO_ROOT), "cyclegan", "--json")
+    assert json.loads(out)["doc"].startswith("CycleGAN ResNet generator")
+    code, out, err = run(capsys, "help", str(REPO_ROOT), "resnet")
+    assert code == 1 and "unknown entry point 'resnet'" in err
+
+
+def test_usage_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["frobnicate"])
+    assert e.value.code == 2
+    with pytest.raises(SystemExit) as e:
+        main(["info"])
+    assert e.value.code == 2
+
+
+def test_module_entry_point_has_no_traceback():
+    proc = subprocess.run(
+        [sys.executable, "-m", "zoo", "help", "/nonexistent/dir", "x"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("zoo: error: '/nonexistent/dir' is not a directory")

@@ -1,0 +1,150 @@
+import inspect
+import sys
+import textwrap
+import types
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import REPO_ROOT
+
+import zoo
+from zoo.errors import HubError, MissingDependenciesError, UnknownNameError
+
+MODEL_ENTRIES = sorted(zoo.list_models() + ["custom_model"])
+
+
+def make_repo(root: Path, hubconf: str, files: dict[str, str] | None = None) -> Path:
+    root.mkdir(parents=True)
+    (root / "hubconf.py").write_text(textwrap.dedent(hubconf))
+    for name, text in (files or {}).items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(textwrap.dedent(text))
+    return root
+
+
+def torch_hub_module():
+    # torch.hub.list/help take GitHub repos only; import the hubconf the way torch.hub.load does.
+    return torch.hub._import_module("hubconf", str(REPO_ROOT / "hubconf.py"))
+
+
+def test_this_repo_lists_exactly_the_models():
+    assert zoo.list(REPO_ROOT) == MODEL_ENTRIES
+    module = torch_hub_module()
+    # torch.hub.list's own rule for what an entry point is
+    assert zoo.list(str(REPO_ROOT)) == [
+        f for f in dir(module) if callable(getattr(module, f)) and not f.startswith("_")
+    ]
+
+
+def test_torch_hub_and_zoo_load_this_repo():
+    a = torch.hub.load(str(REPO_ROOT), "resnet18", source="local", pretrained=False)
+    b = zoo.load(REPO_ROOT, "resnet18")
+    assert type(a) is type(b) is type(zoo.get_model("resnet18", weights=None))
+    assert zoo.load(REPO_ROOT, "mlp", hidden=5).hidden_layer_1.out_features == 5
+
+
+def test_every_entry_has_a_docstring():
+    module = torch_hub_module()
+    for entry in MODEL_ENTRIES:
+        doc = zoo.help(REPO_ROOT, entry)
+        assert doc.strip() and doc == inspect.cleandoc(getattr(module, entry).__doc__), entry
+
+
+def test_non_model_entries(tmp_path):
+    repo = make_repo(
+        tmp_path / "r",
+        '''
+        def answer(x=1):
+            """Return a dict, as torch.hub allows."""
+            return {"x": x}
+
+        def _private():
+            return 0
+
+        CONSTANT = 3
+        ''',
+    )
+    assert zoo.list(repo) == ["answer"]
+    assert zoo.load(repo, "answer", x=5) == {"x": 5}
+    assert zoo.help(repo, "answer") == "Return a dict, as torch.hub allows."
+
+
+def test_unknown_entry_and_bad_dirs(tmp_path):
+    repo = make_repo(tmp_path / "r", "def resnet(): return 1\n")
+    with pytest.raises(
+        UnknownNameError, match=r"unknown entry point 'resnt' in .*hubconf.py; did you mean 'resnet'"
+    ):
+        zoo.load(repo, "resnt")
+    with pytest.raises(HubError, match="no hubconf.py"):
+        zoo.list(tmp_path)
+    with pytest.raises(HubError, match="is not a directory"):
+        zoo.list(tmp_path / "nope")
+    with pytest.raises(HubError, match="source='github' is not supported"):
+        zoo.list(repo, source="github")
+
+
+def test_missing_dependencies_are_named_together(tmp_path):
+    repo = make_repo(
+        tmp_path / "r",
+        """
+        dependencies = ["torch", "zoo_missing_one", "zoo_missing_two"]
+        import zoo_missing_one
+
+        def entry():
+            return 1
+        """,
+    )
+    with pytest.raises(MissingDependenciesError, match="zoo_missing_one, zoo_missing_two"):
+        zoo.list(repo)
+
+
+def test_undeclared_missing_import_is_one_clear_error(tmp_path):
+    repo = make_repo(tmp_path / "r", "import zoo_not_there\n")
+    with pytest.raises(HubError, match="failed to import: No module named 'zoo_not_there'"):
+        zoo.list(repo)
+
+
+def two_repos(tmp_path):
+    hubconf = '''
+    from models import VALUE
+
+    def value():
+        """The repo's own VALUE."""
+        return VALUE
+
+    def lazy():
+        """Import from the repo's own package at call time."""
+        from models.inner import tag
+        return tag()
+    '''
+    a = make_repo(
+        tmp_path / "a",
+        hubconf,
+        {"models/__init__.py": "VALUE = 'a'\n", "models/inner.py": "def tag(): return 'A'\n"},
+    )
+    b = make_repo(
+        tmp_path / "b",
+        hubconf,
+        {"models/__init__.py": "VALUE = 'b'\n", "models/inner.py": "def tag(): return 'B'\n"},
+    )
+    return a, b
+
+
+def test_two_repos_with_the_same_package_names_do_not_leak(tmp_path):
+    a, b = two_repos(tmp_path)
+    path_before = list(sys.path)
+    assert zoo.load(a, "value") == "a"
+    assert zoo.load(b, "value") == "b"
+    assert zoo.load(a, "lazy") == "A"
+    assert zoo.load(b, "lazy") == "B"
+    assert sys.path == path_before
+    assert "models" not in sys.modules
+
+
+def test_a_module_already_imported_is_restored(tmp_path, monkeypatch):
+    a, _ = two_repos(tmp_path)
+    mine = types.ModuleType("models")
+    monkeypatch.setitem(sys.modules, "models", mine)
+    assert zoo.load(a, "value") == "a"
+    assert sys.modules["models"] is mine

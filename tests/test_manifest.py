@@ -1,0 +1,123 @@
+import importlib.util
+import json
+
+import pytest
+from conftest import REPO_ROOT
+from torchvision import models as tvm
+
+import zoo
+from zoo import manifest
+from zoo.manifest import ManifestError
+
+
+def load_generator():
+    spec = importlib.util.spec_from_file_location(
+        "generate_manifest", REPO_ROOT / "scripts" / "generate_manifest.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_regenerating_the_manifest_changes_nothing():
+    gen = load_generator()
+    current = manifest.read_raw(manifest.DEFAULT_MANIFEST)
+    assert manifest.dumps(gen.generate(current)) == manifest.DEFAULT_MANIFEST.read_text()
+    assert gen.main(["--check"]) == 0
+
+
+def test_generator_check_detects_drift(tmp_path):
+    gen = load_generator()
+    data = manifest.read_raw(manifest.DEFAULT_MANIFEST)
+    data["weights"]["resnet18.imagenet1k_v1"]["meta"]["metrics"]["ImageNet-1K"]["acc@1"] = 99.0
+    path = tmp_path / "m.json"
+    path.write_text(manifest.dumps(data))
+    assert gen.main(["--check", "--path", str(path)]) == 1
+    assert gen.main(["--path", str(path)]) == 0
+    assert gen.main(["--check", "--path", str(path)]) == 0
+
+
+def test_generator_keeps_published_entries():
+    gen = load_generator()
+    data = manifest.read_raw(manifest.DEFAULT_MANIFEST)
+    data["weights"]["mlp.blobs"] = {
+        "arch": "mlp",
+        "file_name": "x.safetensors",
+        "sha256": "0" * 64,
+        "meta": {},
+    }
+    data["defaults"]["mlp"] = "mlp.blobs"
+    fresh = gen.generate(data)
+    assert fresh["weights"]["mlp.blobs"] == data["weights"]["mlp.blobs"]
+    assert fresh["defaults"]["mlp"] == "mlp.blobs"
+
+
+ENUMS = {
+    "alexnet": tvm.AlexNet_Weights,
+    "googlenet": tvm.GoogLeNet_Weights,
+    "resnet18": tvm.ResNet18_Weights,
+    "resnet34": tvm.ResNet34_Weights,
+    "resnet50": tvm.ResNet50_Weights,
+    "resnet101": tvm.ResNet101_Weights,
+    "resnet152": tvm.ResNet152_Weights,
+}
+
+
+@pytest.mark.parametrize("arch", sorted(ENUMS))
+def test_every_torchvision_weight_is_known(arch):
+    enum = ENUMS[arch]
+    assert zoo.get_weights(arch).key == f"{arch}.{enum.DEFAULT.name.lower()}"
+    for member in enum:
+        w = zoo.get_weights(f"{arch}.{member.name.lower()}")
+        assert w.urls == (member.url,)
+        assert w.file_name == member.url.rsplit("/", 1)[1]
+        assert w.file_name.split("-")[-1].startswith(w.sha256[:8])
+        assert w.categories == member.meta["categories"]
+        assert w.meta["num_params"] == member.meta["num_params"]
+        assert w.meta["metrics"] == member.meta["_metrics"]
+        ours, theirs = w.transforms(), member.transforms()
+        assert (ours.crop_size, ours.resize_size, ours.mean, ours.std) == (
+            theirs.crop_size,
+            theirs.resize_size,
+            theirs.mean,
+            theirs.std,
+        )
+        assert type(ours) is type(theirs)
+
+
+def test_stated_entries():
+    r18 = zoo.get_weights("resnet18")
+    assert r18.sha256 == "f37072fd47e89c5e827621c5baffa7500819f7896bbacec160b1a16c560e07ec"
+    assert not r18.sha256_is_prefix and r18.size == 46_830_571
+    h2z = zoo.get_weights("cyclegan")
+    assert h2z.key == "cyclegan.horse2zebra" and h2z.size == 45_519_250
+    assert h2z.urls[0].endswith("dlwpt-code/master/data/p1ch2/horse2zebra_0.4.0.pth")
+    assert h2z.sha256 == "043afb9bdb059f8423ba772f9b01b5d72dc63f8221989e7750807df6c55d56b4"
+    assert h2z.meta["num_params"] == 11_378_179
+    assert h2z.transforms() is not None
+    gz = zoo.get_weights("dcgan")
+    assert gz.urls == ("https://dl.fbaipublicfiles.com/gan_zoo/DCGAN_fashionGen-1d67302.pth",)
+    assert gz.sha256 == "1d67302" and gz.sha256_is_prefix and gz.transforms() is None
+
+
+def test_schema_version_is_checked(tmp_path, monkeypatch):
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"schema_version": 99, "weights": {}, "defaults": {}}))
+    monkeypatch.setenv("ZOO_MANIFEST", str(path))
+    with pytest.raises(ManifestError, match="schema_version 99"):
+        zoo.list_weights()
+    path.write_text("{not json")
+    with pytest.raises(ManifestError, match="not valid JSON"):
+        manifest.read_raw(path)
+
+
+def test_write_raw_is_atomic_and_reloads(tmp_path, monkeypatch):
+    path = tmp_path / "m.json"
+    data = manifest.read_raw(manifest.DEFAULT_MANIFEST)
+    manifest.write_raw(data, path)
+    monkeypatch.setenv("ZOO_MANIFEST", str(path))
+    before = len(zoo.list_weights())
+    data["weights"]["mlp.x"] = {"arch": "mlp", "file_name": "x.pth", "sha256": "ab" * 32}
+    manifest.write_raw(data, path)
+    assert len(zoo.list_weights()) == before + 1
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]

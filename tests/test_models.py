@@ -1,0 +1,286 @@
+import itertools
+from collections import OrderedDict
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+from safetensors.torch import save_file
+from torchvision import models as tvm
+
+import zoo
+from zoo.errors import WeightsMismatchError, WeightsNotFoundError, ZooError
+from zoo.models.cyclegan import ResNetGenerator
+from zoo.models.dcgan import DCGANGenerator
+from zoo.models.mlp import make_mlp
+from zoo.serialization import UnsafeCheckpointError
+
+CLASSIFIERS = {
+    "alexnet": (tvm.alexnet, "classifier.6"),
+    "resnet18": (tvm.resnet18, "fc"),
+    "resnet34": (tvm.resnet34, "fc"),
+    "resnet50": (tvm.resnet50, "fc"),
+    "resnet101": (tvm.resnet101, "fc"),
+    "resnet152": (tvm.resnet152, "fc"),
+    "googlenet": (tvm.googlenet, "fc"),
+}
+
+
+def no_meta(model: nn.Module) -> bool:
+    return not any(t.is_meta for t in itertools.chain(model.parameters(), model.buffers()))
+
+
+@pytest.mark.parametrize("name", sorted(CLASSIFIERS))
+def test_classifier_random_init_matches_torchvision_layout(name):
+    model = zoo.get_model(name, weights=None, device="cpu").eval()
+    reference = CLASSIFIERS[name][0](weights=None)
+    assert {k: v.shape for k, v in model.state_dict().items()} == {
+        k: v.shape for k, v in reference.state_dict().items()
+    }
+    with torch.inference_mode():
+        assert model(torch.rand(2, 3, 64, 64)).shape == (2, 1000)
+
+
+@pytest.mark.parametrize("name", ["alexnet", "resnet18", "googlenet"])
+def test_classifier_num_classes_without_weights(name):
+    model = zoo.get_model(name, weights=None, num_classes=7).eval()
+    with torch.inference_mode():
+        assert model(torch.rand(1, 3, 64, 64)).shape == (1, 7)
+
+
+def test_cyclegan_state_dict_matches_the_books_checkpoint():
+    sd = zoo.get_model("cyclegan", weights=None).state_dict()
+    assert len(sd) == 48
+    assert sd["model.1.weight"].shape == (64, 3, 7, 7)
+    assert sd["model.4.weight"].shape == (128, 64, 3, 3)
+    assert sd["model.7.weight"].shape == (256, 128, 3, 3)
+    for block in range(10, 19):
+        for conv in (1, 5):
+            assert sd[f"model.{block}.conv_block.{conv}.weight"].shape == (256, 256, 3, 3)
+            assert sd[f"model.{block}.conv_block.{conv}.bias"].shape == (256,)
+    assert sd["model.19.weight"].shape == (256, 128, 3, 3)  # ConvTranspose2d weights are (in, out, k, k)
+    assert sd["model.22.weight"].shape == (128, 64, 3, 3)
+    assert sd["model.26.weight"].shape == (3, 64, 7, 7)
+    assert sd["model.26.bias"].shape == (3,)
+    assert sum(v.numel() for v in sd.values()) == 11_378_179
+
+
+def test_cyclegan_output_keeps_size_and_range():
+    model = zoo.get_model("cyclegan", weights=None).eval()
+    with torch.inference_mode():
+        y = model(torch.rand(1, 3, 64, 48))
+    assert y.shape == (1, 3, 64, 48)
+    assert y.min() >= -1 and y.max() <= 1
+
+
+def test_dcgan_state_dict_matches_the_gan_zoo():
+    sd = zoo.get_model("dcgan", weights=None).state_dict()
+    assert sd["formatLayer.weight"].shape == (64, 512, 4, 4)
+    for i, width in enumerate([512, 256, 128, 64]):
+        for stat in ("weight", "bias", "running_mean", "running_var"):
+            assert sd[f"main.batchNorm{i}.{stat}"].shape == (width,)
+        assert f"main.batchNorm{i}.num_batches_tracked" in sd
+    assert sd["main.convTranspose1.weight"].shape == (512, 256, 4, 4)
+    assert sd["main.convTranspose2.weight"].shape == (256, 128, 4, 4)
+    assert sd["main.convTranspose3.weight"].shape == (128, 64, 4, 4)
+    assert sd["main.outlayer.weight"].shape == (64, 3, 4, 4)
+    assert not any(k.endswith(".bias") and "batchNorm" not in k for k in sd)
+
+
+def test_dcgan_gan_zoo_calls():
+    model = zoo.get_model("dcgan", weights=None, latent_dim=16)
+    noise, labels = model.buildNoiseData(5)
+    assert labels is None and noise.shape == (5, 16)
+    images = model.test(noise)
+    assert images.shape == (5, 3, 64, 64) and images.device.type == "cpu"
+    assert images.min() >= -1 and images.max() <= 1
+    assert not images.requires_grad
+
+
+def test_dcgan_without_tanh_is_unbounded():
+    model = DCGANGenerator(tanh=False)
+    nn.init.constant_(model.main.outlayer.weight, 1.0)
+    out = model.test(torch.ones(2, 64))
+    assert out.abs().max() > 1
+
+
+def test_mlp_is_the_tutorials_model():
+    model = zoo.get_model("mlp", weights=None)
+    assert isinstance(model, nn.Sequential)
+    assert list(model._modules) == ["hidden_layer_1", "activation_1", "output_layer"]
+    assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == {
+        "hidden_layer_1.weight": (8, 4),
+        "hidden_layer_1.bias": (8,),
+        "output_layer.weight": (3, 8),
+        "output_layer.bias": (3,),
+    }
+    assert model(torch.rand(10, 4)).shape == (10, 3)
+    assert zoo.get_model("mlp", weights=None, in_features=6, hidden=5, num_classes=2)(
+        torch.rand(1, 6)
+    ).shape == (1, 2)
+
+
+def test_pretrained_and_weights_semantics(test_manifest, tmp_path):
+    torch.manual_seed(0)
+    reference = make_mlp()
+    test_manifest({"mlp.blobs": (reference.state_dict(), {})}, defaults={"mlp": "mlp.blobs"})
+    for model in (
+        zoo.models.mlp(pretrained=True),
+        zoo.models.custom_model(pretrained=True),
+        zoo.models.mlp(weights="DEFAULT"),
+        zoo.models.mlp(weights="blobs"),
+        zoo.models.mlp(weights="mlp.blobs"),
+        zoo.get_model("mlp"),
+        zoo.get_model("custom_model", weights="blobs"),
+    ):
+        for k, v in reference.state_dict().items():
+            assert torch.equal(model.state_dict()[k], v), k
+    random = zoo.models.mlp()
+    assert not torch.equal(
+        random.state_dict()["output_layer.weight"], reference.state_dict()["output_layer.weight"]
+    )
+
+
+def test_weights_from_a_local_file_infers_sizes(tmp_path):
+    reference = make_mlp(in_features=5, hidden=11, num_classes=2)
+    f = tmp_path / "tiny.safetensors"
+    save_file(reference.state_dict(), str(f))
+    model = zoo.get_model("mlp", weights=str(f))
+    assert torch.equal(model.output_layer.weight, reference.output_layer.weight)
+    assert model(torch.rand(3, 5)).shape == (3, 2)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "alexnet", "googlenet"])
+def test_pretrained_classifier_loads_every_tensor(name, test_manifest):
+    builder, _ = CLASSIFIERS[name]
+    source = builder(
+        weights=None, **({"aux_logits": True, "init_weights": True} if name == "googlenet" else {})
+    )
+    sd = source.state_dict()
+    test_manifest({f"{name}.test": (sd, {"categories": "imagenet1k"})}, defaults={name: f"{name}.test"})
+    model = zoo.get_model(name)
+    assert no_meta(model)
+    loaded = model.state_dict()
+    for k, v in loaded.items():
+        assert torch.equal(v, sd[k]), k
+    if name == "googlenet":
+        assert model.transform_input and model.aux1 is None and not model.aux_logits
+        assert set(sd) - set(loaded) == {k for k in sd if k.startswith(("aux1.", "aux2."))}
+    else:
+        assert set(loaded) == set(sd)
+    with torch.inference_mode():
+        assert model.eval()(torch.rand(1, 3, 64, 64)).shape == (1, 1000)
+
+
+@pytest.mark.parametrize(
+    "name", sorted(set(CLASSIFIERS) - {"resnet101", "resnet152", "resnet34", "resnet50"})
+)
+def test_num_classes_replaces_the_head_and_keeps_the_backbone(name, test_manifest):
+    builder, head = CLASSIFIERS[name]
+    source = builder(weights=None, **({"init_weights": True} if name == "googlenet" else {}))
+    sd = source.state_dict()
+    test_manifest({f"{name}.test": (sd, {})}, defaults={name: f"{name}.test"})
+    model = zoo.get_model(name, num_classes=10)
+    assert no_meta(model)
+    new_head = model.get_submodule(head)
+    assert isinstance(new_head, nn.Linear) and new_head.out_features == 10
+    assert new_head.in_features == sd[f"{head}.weight"].shape[1]
+    assert not torch.equal(new_head.weight[:10], sd[f"{head}.weight"][:10])
+    for k, v in model.state_dict().items():
+        if not k.startswith(head + "."):
+            assert torch.equal(v, sd[k]), k
+    with torch.inference_mode():
+        assert model.eval()(torch.rand(2, 3, 64, 64)).shape == (2, 10)
+    same = zoo.get_model(name, num_classes=1000)
+    assert torch.equal(same.get_submodule(head).weight, sd[f"{head}.weight"])
+
+
+def test_fine_tuned_file_keeps_its_own_class_count(tmp_path):
+    tuned = zoo.get_model("resnet18", weights=None, num_classes=2)
+    f = tmp_path / "tuned.pth"
+    torch.save(tuned.state_dict(), f)
+    model = zoo.get_model("resnet18", weights=f)
+    assert model.fc.out_features == 2
+    assert torch.equal(model.fc.weight, tuned.fc.weight)
+
+
+def test_legacy_cyclegan_checkpoint_with_instance_norm_stats(tmp_path):
+    reference = ResNetGenerator()
+    sd = dict(reference.state_dict())
+    sd["model.2.running_mean"] = torch.zeros(64)
+    sd["model.2.running_var"] = torch.ones(64)
+    sd["model.10.conv_block.2.running_mean"] = torch.zeros(256)
+    f = tmp_path / "horse2zebra_0.4.0.pth"
+    torch.save(sd, f, _use_new_zipfile_serialization=False)  # the pre-1.6 format the book's file uses
+    model = zoo.get_model("cyclegan", weights=f)
+    assert no_meta(model)
+    assert torch.equal(model.model[26].weight, reference.model[26].weight)
+
+
+def test_checkpoint_wrapped_in_state_dict_key(tmp_path):
+    reference = make_mlp()
+    f = tmp_path / "ckpt.pth"
+    torch.save({"state_dict": reference.state_dict(), "epoch": 3}, f)
+    assert torch.equal(zoo.get_model("mlp", weights=f).hidden_layer_1.weight, reference.hidden_layer_1.weight)
+
+
+def test_weights_that_do_not_fit(tmp_path):
+    f = tmp_path / "other.pth"
+    torch.save(make_mlp().state_dict(), f)
+    with pytest.raises(WeightsMismatchError, match=r"do not fit cyclegan: missing model\.1\.weight"):
+        zoo.get_model("cyclegan", weights=f)
+
+
+class Evil:
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+def test_pickle_with_code_is_refused(tmp_path):
+    f = tmp_path / "evil.pth"
+    torch.save({"w": Evil()}, f)
+    with pytest.raises(UnsafeCheckpointError, match="refusing to load"):
+        zoo.get_model("mlp", weights=f)
+
+
+def test_missing_manifest_file_names_the_places_tried(test_manifest):
+    cache = test_manifest({"mlp.blobs": (make_mlp().state_dict(), {})}, defaults={"mlp": "mlp.blobs"})
+    (cache / "mlp-blobs.pth").unlink()
+    with pytest.raises(WeightsNotFoundError, match="mlp.blobs .*mlp-blobs.pth.*not available") as info:
+        zoo.get_model("mlp")
+    assert str(cache) in str(info.value) and "checkpoints" in str(info.value)
+
+
+def test_torch_hub_cache_is_reused(test_manifest, isolated_homes):
+    reference = make_mlp()
+    cache = test_manifest({"mlp.blobs": (reference.state_dict(), {})}, defaults={"mlp": "mlp.blobs"})
+    torch_cache = Path(torch.hub.get_dir()) / "checkpoints"
+    torch_cache.mkdir(parents=True)
+    (cache / "mlp-blobs.pth").rename(torch_cache / "mlp-blobs.pth")
+    assert torch.equal(zoo.get_model("mlp").output_layer.weight, reference.output_layer.weight)
+
+
+def test_devices():
+    model = zoo.get_model("mlp", weights=None, device="cpu")
+    assert model.output_layer.weight.device.type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(ZooError, match="CUDA is not available"):
+            zoo.get_model("mlp", weights=None, device="cuda")
+    with pytest.raises(ZooError, match="invalid device"):
+        zoo.get_model("mlp", weights=None, device="tpu9")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_pretrained_on_cuda(test_manifest):
+    test_manifest({"mlp.blobs": (make_mlp().state_dict(), {})}, defaults={"mlp": "mlp.blobs"})
+    model = zoo.get_model("mlp", device="cuda")
+    assert model.output_layer.weight.is_cuda
+    assert model(torch.rand(2, 4, device="cuda")).shape == (2, 3)
+
+
+def test_sequential_order_is_the_tutorials():
+    model = make_mlp()
+    expected = nn.Sequential(
+        OrderedDict(hidden_layer_1=nn.Linear(4, 8), activation_1=nn.ReLU(), output_layer=nn.Linear(8, 3))
+    )
+    assert str(model) == str(expected)

@@ -1,0 +1,93 @@
+from pathlib import Path
+
+import pytest
+import torch
+from torchvision.models import ResNet50_Weights
+
+import zoo
+from zoo.errors import UnknownNameError
+from zoo.registry import resolve_weights
+
+SEEDS = [
+    "alexnet",
+    "cyclegan",
+    "dcgan",
+    "googlenet",
+    "mlp",
+    "resnet101",
+    "resnet152",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+]
+
+
+def test_list_models_is_sorted_and_complete():
+    assert zoo.list_models() == sorted(SEEDS)
+
+
+def test_list_models_wildcards():
+    assert zoo.list_models("resnet*") == ["resnet101", "resnet152", "resnet18", "resnet34", "resnet50"]
+    assert zoo.list_models("*net") == ["alexnet", "googlenet"]
+    assert zoo.list_models("resnet1?") == ["resnet18"]
+    assert zoo.list_models("vit*") == []
+
+
+def test_unknown_model_suggests_close_names():
+    with pytest.raises(UnknownNameError, match=r"unknown model 'resnet105'.*did you mean.*'resnet101'"):
+        zoo.get_model("resnet105", weights=None)
+
+
+def test_alias_builds_the_same_model():
+    a = zoo.get_model("custom_model", weights=None)
+    b = zoo.get_model("mlp", weights=None)
+    assert type(a) is type(b)
+    assert a.state_dict().keys() == b.state_dict().keys()
+
+
+def test_get_weights_by_model_key_and_tag():
+    assert zoo.get_weights("resnet101").key == "resnet101.imagenet1k_v2"
+    w = zoo.get_weights("resnet101.imagenet1k_v1")
+    assert (w.arch, w.file_name) == ("resnet101", "resnet101-63fe2227.pth")
+    assert zoo.get_weights("resnet101.IMAGENET1K_V1") == w
+    assert w.sha256 == "63fe2227" and w.sha256_is_prefix
+    assert len(w.categories) == 1000 and w.categories[207] == "golden retriever"
+
+
+def test_get_weights_unknown():
+    with pytest.raises(UnknownNameError, match="imagenet1k_v1"):
+        zoo.get_weights("resnet101.imagenet1k_v9")
+    with pytest.raises(UnknownNameError, match="unknown weights 'nosuch.x'"):
+        zoo.get_weights("nosuch.x")
+
+
+def test_list_weights():
+    assert zoo.list_weights("resnet50") == ["resnet50.imagenet1k_v1", "resnet50.imagenet1k_v2"]
+    assert "cyclegan.horse2zebra" in zoo.list_weights()
+    assert zoo.list_weights() == sorted(zoo.list_weights())
+
+
+def test_resolve_weights_forms(tmp_path: Path):
+    assert resolve_weights("resnet50", None) is None
+    assert resolve_weights("resnet50", "DEFAULT").key == "resnet50.imagenet1k_v2"
+    assert resolve_weights("resnet50", "imagenet1k_v1").key == "resnet50.imagenet1k_v1"
+    assert resolve_weights("resnet50", ResNet50_Weights.IMAGENET1K_V1).key == "resnet50.imagenet1k_v1"
+    w = zoo.get_weights("resnet50")
+    assert resolve_weights("resnet50", w) is w
+    f = tmp_path / "mine.pth"
+    torch.save({}, f)
+    assert resolve_weights("resnet50", str(f)) == f
+    assert resolve_weights("resnet50", f) == f
+
+
+def test_resolve_weights_errors(tmp_path: Path):
+    with pytest.raises(UnknownNameError, match="are for 'resnet18', not 'resnet50'"):
+        resolve_weights("resnet50", "resnet18.imagenet1k_v1")
+    with pytest.raises(UnknownNameError, match="weight file not found"):
+        resolve_weights("resnet50", str(tmp_path / "missing.pth"))
+    with pytest.raises(UnknownNameError, match="no pretrained weights are known for 'mlp'"):
+        resolve_weights("mlp", "DEFAULT")
+    with pytest.raises(UnknownNameError, match="unknown weights for resnet50 'imagenet22k'"):
+        resolve_weights("resnet50", "imagenet22k")
+    with pytest.raises(TypeError):
+        resolve_weights("resnet50", 3)
