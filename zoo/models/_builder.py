@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +59,7 @@ def build(
     found = infer_kwargs(state_dict) if infer_kwargs else {}
     from_manifest = resolved.kwargs if isinstance(resolved, Weights) else {}
     kwargs = {**found, **from_manifest, **kwargs}
-    with torch.device("meta"):
+    with torch.device("meta"), _skip_init():
         model = make(**kwargs)
     name = resolved.key if isinstance(resolved, Weights) else str(resolved)
     _assign(model, state_dict, name, arch)
@@ -66,6 +68,30 @@ def build(
     if head is not None and num_classes is not None:
         replace_head(model, head, num_classes)
     return model.to(target)
+
+
+_INIT_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _skip_init() -> Iterator[None]:
+    # Even on the meta device, torch.nn.init's ops dispatch through Python decompositions (about 2 ms
+    # each), which is most of the build time of a deep net. The weights overwrite them anyway.
+    # The patch is process-wide, so it is held as briefly as possible and under a lock.
+    names = [n for n in dir(nn.init) if n.endswith("_") and not n.startswith("_")]
+    with _INIT_LOCK:
+        saved = {n: getattr(nn.init, n) for n in names}
+        for n in names:
+            setattr(nn.init, n, _keep)
+        try:
+            yield
+        finally:
+            for n, fn in saved.items():
+                setattr(nn.init, n, fn)
+
+
+def _keep(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+    return tensor
 
 
 def load_weights(resolved: Weights | Path, *, progress: bool = True) -> StateDict:

@@ -1,0 +1,81 @@
+"""Pretrained construction: zoo.get_model against torchvision's builder, same weight file, side by side.
+
+For each model a random state dict is written once under the torchvision file name into a temporary
+TORCH_HOME, so torchvision loads it from its cache (no download) and zoo is given the same file. Each
+round times both builders back to back; the median of the rounds is reported.
+
+    python bench/load.py [--rounds 7] [--models resnet101 alexnet googlenet]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torchvision import models as tvm
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import zoo  # noqa: E402
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def bench(name: str, rounds: int, forward: bool) -> tuple[float, float]:
+    weights_enum = tvm.get_model_weights(name).DEFAULT
+    checkpoints = Path(torch.hub.get_dir()) / "checkpoints"
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    path = checkpoints / weights_enum.url.rsplit("/", 1)[1]
+    if not path.exists():
+        extra = {"aux_logits": True, "init_weights": True} if name == "googlenet" else {}
+        torch.save(getattr(tvm, name)(weights=None, **extra).state_dict(), path)
+    x = torch.rand(1, 3, 224, 224)
+
+    def run_torchvision():
+        model = getattr(tvm, name)(weights=weights_enum)
+        if forward:
+            with torch.inference_mode():
+                model.eval()(x)
+
+    def run_zoo():
+        model = zoo.get_model(name, weights=path, device="cpu")
+        if forward:
+            with torch.inference_mode():
+                model.eval()(x)
+
+    run_torchvision(), run_zoo()  # warm the page cache and lazy imports for both
+    tv, zz = [], []
+    for _ in range(rounds):
+        tv.append(timed(run_torchvision))
+        zz.append(timed(run_zoo))
+    return statistics.median(tv), statistics.median(zz)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--models", nargs="+", default=["resnet101", "alexnet", "googlenet"])
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["TORCH_HOME"] = tmp
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.rounds} rounds")
+        print(f"{'model':<10} {'what':<18} {'torchvision':>12} {'zoo':>10} {'ratio':>7}")
+        for name in args.models:
+            for forward in (False, True):
+                tv, zz = bench(name, args.rounds, forward)
+                what = "build+1 forward" if forward else "build (pretrained)"
+                print(f"{name:<10} {what:<18} {tv * 1e3:>10.1f}ms {zz * 1e3:>8.1f}ms {tv / zz:>6.1f}x")
+
+
+if __name__ == "__main__":
+    main()
