@@ -1,6 +1,6 @@
 """Torch Hub entry points of zoo: `torch.hub.load("<owner>/zoo", "resnet101", pretrained=True)`."""
 
-dependencies = ["torch", "torchvision", "safetensors", "platformdirs", "filelock", "requests"]
+dependencies = ["torch", "torchvision", "safetensors", "platformdirs"]
 
 from zoo.models import (  # noqa: E402
     alexnet,

@@ -38,7 +38,9 @@ def run_entry(entry: str, out: Path) -> str:
             noise, _ = model.buildNoiseData(16, generator=torch.Generator().manual_seed(0))
             images = model.test(noise)
             save_image((images + 1) / 2, out / "dcgan_grid.png", nrow=4)
-            what = f"noise {tuple(noise.shape)} -> images {tuple(images.shape)}, grid {out / 'dcgan_grid.png'}"
+            what = (
+                f"noise {tuple(noise.shape)} -> images {tuple(images.shape)}, grid {out / 'dcgan_grid.png'}"
+            )
         else:
             y = model(torch.rand(1, 3, 224, 224))
             what = f"image (1, 3, 224, 224) -> logits {tuple(y.shape)}"
@@ -57,7 +59,9 @@ def main() -> None:
     for name in zoo.list_models():
         print(f"  {name:<10} {len(zoo.list_weights(name))} known, default {defaults.get(name, '-')}")
     entries = zoo.list(REPO)
-    print(f"\nEntry points of the local hub repo {REPO} (as torch.hub.load sees them):\n  {', '.join(entries)}")
+    print(
+        f"\nEntry points of the local hub repo {REPO} (as torch.hub.load sees them):\n  {', '.join(entries)}"
+    )
     print("\nLoading and running each entry through zoo.load (random weights, no network):")
     for entry in entries:
         start = time.perf_counter()

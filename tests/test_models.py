@@ -33,7 +33,7 @@ def no_meta(model: nn.Module) -> bool:
 @pytest.mark.parametrize("name", sorted(CLASSIFIERS))
 def test_classifier_random_init_matches_torchvision_layout(name):
     model = zoo.get_model(name, weights=None, device="cpu").eval()
-    reference = CLASSIFIERS[name][0](weights=None)
+    reference = CLASSIFIERS[name][0](weights=None, **({"init_weights": True} if name == "googlenet" else {}))
     assert {k: v.shape for k, v in model.state_dict().items()} == {
         k: v.shape for k, v in reference.state_dict().items()
     }
@@ -284,3 +284,22 @@ def test_sequential_order_is_the_tutorials():
         OrderedDict(hidden_layer_1=nn.Linear(4, 8), activation_1=nn.ReLU(), output_layer=nn.Linear(8, 3))
     )
     assert str(model) == str(expected)
+
+
+def test_fast_build_leaves_torch_init_untouched(tmp_path):
+    before = {n: getattr(nn.init, n) for n in dir(nn.init) if n.endswith("_")}
+    f = tmp_path / "m.pth"
+    torch.save(make_mlp().state_dict(), f)
+    zoo.get_model("mlp", weights=f)
+    assert {n: getattr(nn.init, n) for n in before} == before
+    a, b = nn.Linear(64, 64), nn.Linear(64, 64)
+    assert not torch.equal(a.weight, b.weight) and a.weight.abs().sum() > 0
+
+
+def test_failed_load_also_restores_init(tmp_path):
+    before = nn.init.kaiming_uniform_
+    f = tmp_path / "m.pth"
+    torch.save(make_mlp().state_dict(), f)
+    with pytest.raises(WeightsMismatchError):
+        zoo.get_model("resnet18", weights=f)
+    assert nn.init.kaiming_uniform_ is before

@@ -71,6 +71,8 @@ def test_resolve_weights_forms(tmp_path: Path):
     assert resolve_weights("resnet50", None) is None
     assert resolve_weights("resnet50", "DEFAULT").key == "resnet50.imagenet1k_v2"
     assert resolve_weights("resnet50", "imagenet1k_v1").key == "resnet50.imagenet1k_v1"
+    assert resolve_weights("resnet50", "IMAGENET1K_V1").key == "resnet50.imagenet1k_v1"
+    assert resolve_weights("resnet50", "resnet50.IMAGENET1K_V1").key == "resnet50.imagenet1k_v1"
     assert resolve_weights("resnet50", ResNet50_Weights.IMAGENET1K_V1).key == "resnet50.imagenet1k_v1"
     w = zoo.get_weights("resnet50")
     assert resolve_weights("resnet50", w) is w

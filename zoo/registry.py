@@ -127,8 +127,8 @@ def resolve_weights(arch: str, weights: Any) -> Weights | Path | None:
         if arch not in m.defaults:
             raise UnknownNameError(f"no pretrained weights are known for {arch!r}; use weights=None")
         return m.weights[m.defaults[arch]]
-    key = weights if weights in m.weights else f"{arch}.{weights.lower()}"
-    if key in m.weights:
+    key = next((k for k in (weights, weights.lower(), f"{arch}.{weights.lower()}") if k in m.weights), None)
+    if key is not None:
         w = m.weights[key]
         if w.arch != arch:
             raise UnknownNameError(f"weights {key!r} are for {w.arch!r}, not {arch!r}")
