@@ -101,7 +101,9 @@ def test_missing_dependencies_are_named_together(tmp_path):
 
 def test_undeclared_missing_import_is_one_clear_error(tmp_path):
     repo = make_repo(tmp_path / "r", "import zoo_not_there\n")
-    with pytest.raises(HubError, match="failed to import: No module named 'zoo_not_there'"):
+    with pytest.raises(
+        HubError, match="failed to import: ModuleNotFoundError: No module named 'zoo_not_there'"
+    ):
         zoo.list(repo)
 
 
@@ -131,15 +133,18 @@ def two_repos(tmp_path):
     return a, b
 
 
-def test_two_repos_with_the_same_package_names_do_not_leak(tmp_path):
+def test_two_repos_with_the_same_package_names_do_not_leak(tmp_path, monkeypatch):
+    monkeypatch.delitem(sys.modules, "models", raising=False)
     a, b = two_repos(tmp_path)
     path_before = list(sys.path)
     assert zoo.load(a, "value") == "a"
     assert zoo.load(b, "value") == "b"
     assert zoo.load(a, "lazy") == "A"
     assert zoo.load(b, "lazy") == "B"
+    assert zoo.load(a, "value") == "a"
     assert sys.path == path_before
-    assert "models" not in sys.modules
+    # the first repo keeps its modules imported, as torch.hub would; the second never displaced them
+    assert sys.modules["models"].VALUE == "a"
 
 
 def test_a_module_already_imported_is_restored(tmp_path, monkeypatch):
@@ -147,4 +152,68 @@ def test_a_module_already_imported_is_restored(tmp_path, monkeypatch):
     mine = types.ModuleType("models")
     monkeypatch.setitem(sys.modules, "models", mine)
     assert zoo.load(a, "value") == "a"
+    assert zoo.load(a, "lazy") == "A"
     assert sys.modules["models"] is mine
+
+
+def test_repeated_loads_share_classes_and_late_imports_work(tmp_path, monkeypatch):
+    monkeypatch.delitem(sys.modules, "pkg", raising=False)
+    repo = make_repo(
+        tmp_path / "r",
+        """
+        from __future__ import annotations
+        import dataclasses
+        from pkg import Net
+
+        @dataclasses.dataclass
+        class Config:
+            width: int = 3
+
+        def net():
+            \"\"\"A module whose forward imports more of the repo.\"\"\"
+            return Net(Config().width)
+        """,
+        {
+            "pkg/__init__.py": """
+            import torch
+
+            class Net(torch.nn.Module):
+                def __init__(self, width):
+                    super().__init__()
+                    self.width = width
+
+                def forward(self, x):
+                    from pkg.late import scale
+                    return x * scale * self.width
+            """,
+            "pkg/late.py": "scale = 2\n",
+        },
+    )
+    first, second = zoo.load(repo, "net"), zoo.load(repo, "net")
+    assert type(first) is type(second)
+    assert first(torch.ones(1)).item() == 6.0  # imported after load returned
+    (repo / "hubconf.py").write_text((repo / "hubconf.py").read_text() + "\nCHANGED = 1\n")
+    assert zoo.load(repo, "net", force_reload=True).width == 3
+
+
+@pytest.mark.parametrize(
+    ("hubconf", "message"),
+    [
+        ("def f(:\n", "syntax error"),
+        ("from torch import nothing_here\n", "failed to import: ImportError"),
+        ("raise RuntimeError('boom')\n", "failed to import: RuntimeError: boom"),
+        ('dependencies = "torch"\n', "must be a literal list"),
+    ],
+)
+def test_broken_hubconf_is_one_clear_error(tmp_path, hubconf, message):
+    repo = make_repo(tmp_path / "r", hubconf)
+    with pytest.raises(HubError, match=message):
+        zoo.list(repo)
+
+
+def test_annotated_dependencies_are_checked(tmp_path):
+    repo = make_repo(
+        tmp_path / "r", "dependencies: list = ['zoo_missing_a', 'zoo_missing_b']\nimport zoo_missing_a\n"
+    )
+    with pytest.raises(MissingDependenciesError, match="zoo_missing_a, zoo_missing_b"):
+        zoo.list(repo)

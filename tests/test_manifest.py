@@ -113,3 +113,16 @@ def test_write_raw_is_atomic_and_reloads(tmp_path, monkeypatch):
     manifest.write_raw(data, path)
     assert len(zoo.list_weights()) == before + 1
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+def test_preset_interpolation_is_restored_from_json():
+    import torch
+    from torchvision.transforms import InterpolationMode
+
+    from zoo import presets
+
+    t = presets.build(
+        {"preset": "image_classification", "crop_size": 8, "resize_size": 10, "interpolation": "bicubic"}
+    )
+    assert t.interpolation == InterpolationMode.BICUBIC
+    assert t(torch.rand(3, 20, 30)).shape == (3, 8, 8)

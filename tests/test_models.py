@@ -303,3 +303,98 @@ def test_failed_load_also_restores_init(tmp_path):
     with pytest.raises(WeightsMismatchError):
         zoo.get_model("resnet18", weights=f)
     assert nn.init.kaiming_uniform_ is before
+
+
+def test_file_dtype_does_not_change_the_models(tmp_path):
+    reference = make_mlp().half()
+    f = tmp_path / "half.pth"
+    torch.save(reference.state_dict(), f)
+    model = zoo.get_model("mlp", weights=f)
+    assert model.output_layer.weight.dtype == torch.float32
+    assert torch.equal(model.output_layer.weight, reference.output_layer.weight.float())
+    assert model(torch.rand(2, 4)).dtype == torch.float32
+
+
+def test_shape_mismatch_is_a_clear_error(tmp_path):
+    f = tmp_path / "m.pth"
+    torch.save(make_mlp().state_dict(), f)
+    with pytest.raises(
+        WeightsMismatchError, match=r"shape of hidden_layer_1.weight \(8, 4\) \(model \(16, 4\)\)"
+    ):
+        zoo.get_model("mlp", weights=f, hidden=16)
+
+
+@pytest.mark.parametrize(
+    ("name", "content"), [("empty.pth", b""), ("cut.pth", None), ("junk.safetensors", b"\x00" * 40)]
+)
+def test_corrupt_files_are_a_clear_error(tmp_path, name, content):
+    f = tmp_path / name
+    if content is None:
+        torch.save(make_mlp().state_dict(), f)
+        content = f.read_bytes()[:200]
+    f.write_bytes(content)
+    with pytest.raises(ZooError, match="is not a readable weight file"):
+        zoo.get_model("mlp", weights=f)
+
+
+def test_get_model_honours_pretrained_false(test_manifest):
+    test_manifest({"mlp.blobs": (make_mlp().state_dict(), {})}, defaults={"mlp": "mlp.blobs"})
+    (zoo.cache.weights_dir() / "mlp-blobs.pth").unlink()
+    assert isinstance(zoo.get_model("mlp", pretrained=False), nn.Sequential)  # no file needed
+    with pytest.raises(WeightsNotFoundError):
+        zoo.get_model("mlp", pretrained=True)
+
+
+def test_weights_of_another_arch_are_refused():
+    with pytest.raises(ZooError, match="ResNet50_Weights.IMAGENET1K_V1 are not weights for 'resnet18'"):
+        zoo.get_model("resnet18", weights=tvm.ResNet50_Weights.IMAGENET1K_V1)
+    with pytest.raises(ZooError, match="are for 'resnet50', not 'resnet18'"):
+        zoo.get_model("resnet18", weights=zoo.get_weights("resnet50"))
+
+
+def test_googlenet_aux_follows_the_request(tmp_path):
+    f = tmp_path / "g.pth"
+    torch.save(tvm.googlenet(weights=None, aux_logits=True, init_weights=True).state_dict(), f)
+    assert zoo.get_model("googlenet", weights=f, aux_logits=False).aux1 is None
+    kept = zoo.get_model("googlenet", weights=f, aux_logits=True)
+    assert kept.aux_logits and kept.aux1 is not None and no_meta(kept)
+
+
+def test_dcgan_accepts_the_gan_zoo_use_gpu_flag():
+    model = zoo.models.dcgan(useGPU=False)
+    assert model.formatLayer.weight.device.type == "cpu"
+
+
+def test_pretrained_build_runs_on_meta_without_init(tmp_path, monkeypatch):
+    from zoo.models import _builder
+
+    calls, seen = [], {}
+    original = nn.init.kaiming_uniform_
+    monkeypatch.setattr(
+        nn.init, "kaiming_uniform_", lambda t, *a, **k: calls.append(t.device.type) or original(t, *a, **k)
+    )
+
+    def make(**kwargs):
+        seen["device"] = torch.empty(1).device.type
+        return make_mlp(**kwargs)
+
+    f = tmp_path / "m.pth"
+    torch.save(make_mlp().state_dict(), f)
+    calls.clear()
+    model = _builder.build("mlp", make, weights=f, pretrained=False, progress=False, device="cpu", kwargs={})
+    assert seen == {"device": "meta"} and calls == [] and no_meta(model)
+    make_mlp()
+    assert calls == ["cpu", "cpu"]  # the spy is live: a random-init build does reach it
+
+
+def test_init_of_real_tensors_still_runs_during_a_fast_build():
+    from zoo.models._builder import _skip_init
+
+    torch.manual_seed(1)
+    expected = nn.Linear(8, 8).weight.clone()
+    with _skip_init():
+        torch.manual_seed(1)
+        during = nn.Linear(8, 8).weight  # as another thread would build one meanwhile
+        with torch.device("meta"):
+            assert nn.Linear(8, 8).weight.is_meta
+    assert torch.equal(during, expected)

@@ -14,6 +14,7 @@ import hashlib
 import importlib.util
 import inspect
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -45,19 +46,29 @@ def resolve_repo(
     return path.resolve()
 
 
-def declared_dependencies(repo_dir: Path) -> list[str]:
+def declared_dependencies(repo_dir: Path) -> builtins.list[str]:
     """The hubconf's `dependencies = [...]`, read without running the file."""
-    tree = ast.parse((repo_dir / HUBCONF).read_text(), filename=str(repo_dir / HUBCONF))
+    path = repo_dir / HUBCONF
+    try:
+        tree = ast.parse(path.read_text(), filename=str(path))
+    except SyntaxError as e:
+        raise HubError(f"{path}:{e.lineno}: syntax error: {e.msg}") from None
     for node in tree.body:
-        if isinstance(node, ast.Assign) and any(
-            isinstance(t, ast.Name) and t.id == "dependencies" for t in node.targets
-        ):
-            try:
-                return builtins.list(ast.literal_eval(node.value))
-            except ValueError:
-                raise HubError(
-                    f"{repo_dir / HUBCONF}: `dependencies` must be a literal list of module names"
-                ) from None
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets = [node.target]
+        else:
+            continue
+        if not any(isinstance(t, ast.Name) and t.id == "dependencies" for t in targets):
+            continue
+        try:
+            value = ast.literal_eval(node.value)
+        except ValueError:
+            value = None
+        if not isinstance(value, builtins.list | tuple) or not all(isinstance(v, str) for v in value):
+            raise HubError(f"{path}: `dependencies` must be a literal list of module names")
+        return builtins.list(value)
     return []
 
 
@@ -82,50 +93,82 @@ def _own_names(repo_dir: Path) -> set[str]:
     for p in repo_dir.iterdir():
         if p.name.startswith((".", "_")) or p.name == HUBCONF:
             continue
-        if p.is_dir() or p.suffix == ".py":
+        if p.is_dir() and p.name.isidentifier():
+            names.add(p.name)
+        elif p.suffix == ".py" and p.stem.isidentifier():
             names.add(p.stem)
     return names
 
 
 def _is_under(module: ModuleType | None, repo_dir: Path) -> bool:
-    file = getattr(module, "__file__", None)
-    return bool(file) and Path(file).resolve().is_relative_to(repo_dir)
+    places = [getattr(module, "__file__", None), *getattr(module, "__path__", ())]
+    return any(p and Path(p).resolve().is_relative_to(repo_dir) for p in places)
+
+
+# Modules each repo imported from its own folder, kept so that later loads (and imports its code makes
+# after `load` returns) find the same modules, and put back when another repo's same-named ones were in use.
+_REPO_MODULES: dict[Path, dict[str, ModuleType]] = {}
+_HUBCONFS: dict[Path, tuple[tuple[int, int], ModuleType]] = {}
+_LOCK = threading.RLock()
 
 
 @contextlib.contextmanager
 def isolated(repo_dir: Path) -> Iterator[None]:
-    """Put `repo_dir` first on `sys.path`, hiding same-named modules of other repos; undo it afterwards."""
+    """Make `repo_dir`'s own modules the importable ones while the block runs.
+
+    The folder goes first on `sys.path`; same-named modules of other repos (or of the user) are set aside
+    and put back afterwards. Without such a clash the repo's modules stay imported, as with torch.hub.
+    """
     own = _own_names(repo_dir)
-    loaded_before = set(sys.modules)
-    shadowed = {
-        name: sys.modules.pop(name)
-        for name in builtins.list(sys.modules)
-        if name.partition(".")[0] in own and not _is_under(sys.modules[name], repo_dir)
-    }
-    tops_before = {n.partition(".")[0] for n in loaded_before if n not in shadowed}
-    saved_path = builtins.list(sys.path)
-    sys.path.insert(0, str(repo_dir))
+    with _LOCK:
+        shadowed = {
+            name: sys.modules.pop(name)
+            for name in builtins.list(sys.modules)
+            if name.partition(".")[0] in own and not _is_under(sys.modules[name], repo_dir)
+        }
+        sys.modules.update(_REPO_MODULES.get(repo_dir, {}))
+        saved_path = builtins.list(sys.path)
+        sys.path.insert(0, str(repo_dir))
     try:
         yield
     finally:
-        sys.path[:] = saved_path
-        for name in set(sys.modules) - loaded_before:
-            if name.partition(".")[0] in own - tops_before:
-                del sys.modules[name]
-        sys.modules.update(shadowed)
+        with _LOCK:
+            sys.path[:] = saved_path
+            mine = {
+                n: m
+                for n, m in builtins.list(sys.modules.items())
+                if n.partition(".")[0] in own and _is_under(m, repo_dir)
+            }
+            _REPO_MODULES.setdefault(repo_dir, {}).update(mine)
+            if shadowed:
+                for name in mine:
+                    del sys.modules[name]
+                sys.modules.update(shadowed)
 
 
-def import_hubconf(repo_dir: Path) -> ModuleType:
-    """Import `repo_dir/hubconf.py` under a module name unique to that folder."""
+def import_hubconf(repo_dir: Path, *, force_reload: bool = False) -> ModuleType:
+    """Import `repo_dir/hubconf.py` under a module name unique to that folder (cached until it changes)."""
+    path = repo_dir / HUBCONF
+    stat = path.stat()
+    stamp = (stat.st_mtime_ns, stat.st_size)
+    cached = _HUBCONFS.get(repo_dir)
+    if cached and cached[0] == stamp and not force_reload:
+        return cached[1]
     check_dependencies(repo_dir)
+    if force_reload:
+        _REPO_MODULES.pop(repo_dir, None)
     name = "zoo_hubconf_" + hashlib.sha1(str(repo_dir).encode()).hexdigest()[:16]
-    spec = importlib.util.spec_from_file_location(name, repo_dir / HUBCONF)
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    # Registered while it runs, as a real import would be (dataclasses and pickling look it up there).
+    sys.modules[name] = module
     with isolated(repo_dir):
         try:
             spec.loader.exec_module(module)
-        except ModuleNotFoundError as e:
-            raise HubError(f"{repo_dir / HUBCONF} failed to import: {e}") from e
+        except Exception as e:
+            del sys.modules[name]
+            raise HubError(f"{path} failed to import: {type(e).__name__}: {e}") from e
+    _HUBCONFS[repo_dir] = (stamp, module)
     return module
 
 
@@ -154,7 +197,7 @@ def list(
     repo_dir = resolve_repo(
         repo_or_dir, source=source, force_reload=force_reload, trust_repo=trust_repo, offline=offline
     )
-    return entry_points(import_hubconf(repo_dir))
+    return entry_points(import_hubconf(repo_dir, force_reload=force_reload))
 
 
 def help(
@@ -172,7 +215,7 @@ def help(
     repo_dir = resolve_repo(
         repo_or_dir, source=source, force_reload=force_reload, trust_repo=trust_repo, offline=offline
     )
-    return inspect.getdoc(_entry(import_hubconf(repo_dir), entry, repo_dir)) or ""
+    return inspect.getdoc(_entry(import_hubconf(repo_dir, force_reload=force_reload), entry, repo_dir)) or ""
 
 
 def load(
@@ -191,7 +234,7 @@ def load(
     repo_dir = resolve_repo(
         repo_or_dir, source=source, force_reload=force_reload, trust_repo=trust_repo, offline=offline
     )
-    module = import_hubconf(repo_dir)
+    module = import_hubconf(repo_dir, force_reload=force_reload)
     fn = _entry(module, entry, repo_dir)
     with isolated(repo_dir):
         return fn(*args, **kwargs)

@@ -35,4 +35,6 @@ def build(spec: dict[str, Any] | None) -> Any:
         return None
     spec = dict(spec)
     name = spec.pop("preset")
+    if "interpolation" in spec:  # stored by value in JSON
+        spec["interpolation"] = T.InterpolationMode(spec["interpolation"])
     return _PRESETS[name](**spec)

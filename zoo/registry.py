@@ -77,6 +77,11 @@ def get_model(
 ) -> nn.Module:
     """Build model `name` with `weights` ("DEFAULT", a key or tag, a local file, or None for random init)."""
     builder = get_builder(name)
+    pretrained = kwargs.pop("pretrained", None)
+    if (
+        pretrained is not None and weights == "DEFAULT"
+    ):  # torch.hub's spelling decides when weights is not given
+        weights = "DEFAULT" if pretrained else None
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
     return builder(weights=weights, device=device, **kwargs)
@@ -114,11 +119,18 @@ def resolve_weights(arch: str, weights: Any) -> Weights | Path | None:
     Accepted: None; "DEFAULT"; a key (`resnet50.imagenet1k_v2`) or tag (`imagenet1k_v2`, any case);
     a torchvision weights enum; a `Weights`; a path to a local weight file.
     """
-    if weights is None or isinstance(weights, Weights):
+    if weights is None:
+        return None
+    if isinstance(weights, Weights):
+        if weights.arch != arch:
+            raise UnknownNameError(f"weights {weights.key!r} are for {weights.arch!r}, not {arch!r}")
         return weights
     if isinstance(weights, os.PathLike):
         return _existing_file(Path(weights))
     if isinstance(weights, Enum):  # torchvision's ResNet50_Weights.IMAGENET1K_V2 and friends
+        expected = f"{arch.lower()}_weights"
+        if type(weights).__name__.lower() != expected:
+            raise UnknownNameError(f"{type(weights).__name__}.{weights.name} are not weights for {arch!r}")
         weights = weights.name
     if not isinstance(weights, str):
         raise TypeError(f"weights must be None, a key, a path or Weights, not {type(weights).__name__}")

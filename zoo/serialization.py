@@ -7,6 +7,7 @@ import pickle
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file as _load_safetensors
 
 from .errors import ZooError
@@ -31,16 +32,25 @@ def _torch_load(path: Path) -> object:
 def load_state_dict(path: str | os.PathLike) -> StateDict:
     """Read a state dict from `.safetensors` or a torch pickle, refusing anything but plain data."""
     path = Path(path)
-    if path.suffix == ".safetensors":
-        return _load_safetensors(str(path))
     try:
+        if path.suffix == ".safetensors":
+            return _load_safetensors(str(path))
         obj = _torch_load(path)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UnsafeCheckpointError(
-            f"refusing to load {path}: it pickles objects that are not plain tensors and containers ({first})"
+            f"refusing to load {path}: its pickle holds objects other than tensors and plain containers, "
+            "and loading them could run code; save `model.state_dict()` (or use .safetensors) instead"
+        ) from e
+    except (OSError, EOFError, RuntimeError, ValueError, SafetensorError) as e:
+        raise ZooError(
+            f"{path} is not a readable weight file (truncated or corrupt?): {_first_line(e)}"
         ) from e
     return _unwrap(obj, path)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 def _unwrap(obj: object, path: Path) -> StateDict:

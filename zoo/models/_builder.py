@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import threading
 from collections.abc import Callable, Iterator
@@ -76,13 +77,14 @@ _INIT_LOCK = threading.Lock()
 @contextlib.contextmanager
 def _skip_init() -> Iterator[None]:
     # Even on the meta device, torch.nn.init's ops dispatch through Python decompositions (about 2 ms
-    # each), which is most of the build time of a deep net. The weights overwrite them anyway.
-    # The patch is process-wide, so it is held as briefly as possible and under a lock.
+    # each), which is most of the build time of a deep net, and the weights overwrite them anyway.
+    # The patch is process-wide, so the stand-ins skip meta tensors only: another thread building a
+    # real model meanwhile still gets its random init.
     names = [n for n in dir(nn.init) if n.endswith("_") and not n.startswith("_")]
     with _INIT_LOCK:
         saved = {n: getattr(nn.init, n) for n in names}
-        for n in names:
-            setattr(nn.init, n, _keep)
+        for n, fn in saved.items():
+            setattr(nn.init, n, _unless_meta(fn))
         try:
             yield
         finally:
@@ -90,8 +92,12 @@ def _skip_init() -> Iterator[None]:
                 setattr(nn.init, n, fn)
 
 
-def _keep(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-    return tensor
+def _unless_meta(init: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(init)
+    def skip(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        return tensor if getattr(tensor, "is_meta", False) else init(tensor, *args, **kwargs)
+
+    return skip
 
 
 def load_weights(resolved: Weights | Path, *, progress: bool = True) -> StateDict:
@@ -101,14 +107,26 @@ def load_weights(resolved: Weights | Path, *, progress: bool = True) -> StateDic
 
 
 def _assign(model: nn.Module, state_dict: StateDict, name: str, arch: str) -> None:
-    result = model.load_state_dict(state_dict, strict=False, assign=True)
+    expected = model.state_dict()
     problems = []
-    if result.missing_keys:
-        problems.append(f"missing {_few(result.missing_keys)}")
-    if result.unexpected_keys:
-        problems.append(f"unexpected {_few(result.unexpected_keys)}")
+    if missing := [k for k in expected if k not in state_dict]:
+        problems.append(f"missing {_few(missing)}")
+    if unexpected := [k for k in state_dict if k not in expected]:
+        problems.append(f"unexpected {_few(unexpected)}")
+    if shapes := [
+        f"{k} {tuple(v.shape)} (model {tuple(expected[k].shape)})"
+        for k, v in state_dict.items()
+        if k in expected and v.shape != expected[k].shape
+    ]:
+        problems.append(f"shape of {_few(shapes)}")
     if problems:
         raise WeightsMismatchError(f"weights {name} do not fit {arch}: {'; '.join(problems)}")
+    # assign=True would hand the file's dtype (say fp16) to the model; keep the model's, as copying does.
+    state_dict = {
+        k: v.to(expected[k].dtype) if v.is_floating_point() and v.dtype != expected[k].dtype else v
+        for k, v in state_dict.items()
+    }
+    model.load_state_dict(state_dict, strict=True, assign=True)
     left = [n for n, t in itertools.chain(model.named_parameters(), model.named_buffers()) if t.is_meta]
     if left:
         raise WeightsMismatchError(f"weights {name} leave {arch} tensors uninitialised: {_few(left)}")

@@ -78,6 +78,7 @@ def dcgan(
     weights: Any = None,
     progress: bool = True,
     device: Any = None,
+    useGPU: bool | None = None,  # noqa: N803
     **kwargs: Any,
 ) -> nn.Module:
     """DCGAN generator of the GAN zoo (depth 3, ngf 64, 64x64 output), with `buildNoiseData` and `test`.
@@ -90,8 +91,11 @@ def dcgan(
         weights: None (random init), "DEFAULT", a key or tag, or a local file.
         progress: show a download progress bar on a terminal.
         device: "cpu", "cuda", "cuda:1"; None picks CUDA when available.
+        useGPU: the GAN zoo's spelling of the device (True: "cuda", False: "cpu"), for the tutorial's code.
         **kwargs: latent_dim (64), ngf (64), depth (3), out_channels (3), tanh (True).
     """
+    if useGPU is not None and device is None:
+        device = "cuda" if useGPU else "cpu"
     return build(
         "dcgan",
         DCGANGenerator,

@@ -47,10 +47,13 @@ def googlenet(
         device: "cpu", "cuda", "cuda:1"; None picks CUDA when available.
         num_classes: with pretrained weights, replace `fc` by a fresh layer of this size.
     """
-    keep_aux = kwargs.get("aux_logits", False)
+    keep_aux = bool(kwargs.get("aux_logits", False))
     if weights is not None or pretrained:
         # As torchvision does for its weights: Inception-style input transform, and no random init.
+        # The aux heads follow the file; unless asked to keep them, they are dropped after loading.
         kwargs = {"transform_input": True, "init_weights": False, **kwargs}
+        if not keep_aux:
+            kwargs.pop("aux_logits", None)
     return build(
         "googlenet",
         _googlenet,
