@@ -398,3 +398,14 @@ def test_init_of_real_tensors_still_runs_during_a_fast_build():
         with torch.device("meta"):
             assert nn.Linear(8, 8).weight.is_meta
     assert torch.equal(during, expected)
+
+
+def test_pre_0_4_1_files_without_batchnorm_counters_load(tmp_path):
+    reference = tvm.resnet18(weights=None)
+    sd = {k: v for k, v in reference.state_dict().items() if not k.endswith("num_batches_tracked")}
+    f = tmp_path / "resnet18-old.pth"
+    torch.save(sd, f)
+    model = zoo.get_model("resnet18", weights=f)
+    assert no_meta(model)
+    assert model.bn1.num_batches_tracked.item() == 0
+    assert torch.equal(model.layer4[1].bn2.running_var, reference.layer4[1].bn2.running_var)

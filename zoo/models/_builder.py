@@ -108,6 +108,11 @@ def load_weights(resolved: Weights | Path, *, progress: bool = True) -> StateDic
 
 def _assign(model: nn.Module, state_dict: StateDict, name: str, arch: str) -> None:
     expected = model.state_dict()
+    # Files saved before torch 0.4.1 (torchvision's V1 ImageNet weights) have no BatchNorm step counters.
+    counters = {
+        k: torch.tensor(0) for k in expected if k.endswith(".num_batches_tracked") and k not in state_dict
+    }
+    state_dict = {**state_dict, **counters}
     problems = []
     if missing := [k for k in expected if k not in state_dict]:
         problems.append(f"missing {_few(missing)}")
