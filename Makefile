@@ -24,4 +24,4 @@ lint: $(STAMP)
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .
 
 bench: $(STAMP)
-	$(PY) bench/load.py
+	$(PY) bench/load.py --rounds 9

@@ -409,3 +409,22 @@ def test_pre_0_4_1_files_without_batchnorm_counters_load(tmp_path):
     assert no_meta(model)
     assert model.bn1.num_batches_tracked.item() == 0
     assert torch.equal(model.layer4[1].bn2.running_var, reference.layer4[1].bn2.running_var)
+
+
+def test_modules_with_load_hooks_go_through_load_state_dict(tmp_path):
+    from zoo.models import _builder
+
+    seen = []
+
+    def make(**kwargs):
+        model = make_mlp(**kwargs)
+        model.register_load_state_dict_post_hook(lambda module, keys: seen.append(len(keys.missing_keys)))
+        return model
+
+    f = tmp_path / "m.pth"
+    reference = make_mlp()
+    torch.save(reference.state_dict(), f)
+    model = _builder.build("mlp", make, weights=f, pretrained=False, progress=False, device="cpu", kwargs={})
+    assert seen == [0]
+    assert torch.equal(model.output_layer.bias, reference.output_layer.bias) and no_meta(model)
+    assert _builder._plain_loading(make_mlp()) and not _builder._plain_loading(model)

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+from torch.nn.modules.batchnorm import _NormBase
 
 from .. import serialization
 from .. import weights as weight_files
@@ -131,10 +132,40 @@ def _assign(model: nn.Module, state_dict: StateDict, name: str, arch: str) -> No
         k: v.to(expected[k].dtype) if v.is_floating_point() and v.dtype != expected[k].dtype else v
         for k, v in state_dict.items()
     }
-    model.load_state_dict(state_dict, strict=True, assign=True)
+    if _plain_loading(model):
+        _assign_tensors(model, state_dict)
+    else:
+        model.load_state_dict(state_dict, strict=True, assign=True)
     left = [n for n, t in itertools.chain(model.named_parameters(), model.named_buffers()) if t.is_meta]
     if left:
         raise WeightsMismatchError(f"weights {name} leave {arch} tensors uninitialised: {_few(left)}")
+
+
+_PLAIN_LOADERS = (nn.Module._load_from_state_dict, _NormBase._load_from_state_dict)
+
+
+def _plain_loading(model: nn.Module) -> bool:
+    """True when no module customises state-dict loading beyond BatchNorm's counter upgrade (done above)."""
+    return all(
+        not m._load_state_dict_pre_hooks
+        and not m._load_state_dict_post_hooks
+        and type(m)._load_from_state_dict in _PLAIN_LOADERS
+        for m in model.modules()
+    )
+
+
+def _assign_tensors(model: nn.Module, state_dict: StateDict) -> None:
+    # What load_state_dict(assign=True) does for plain modules, without its per-module walk (about
+    # 15 ms of a ResNet-101's build); names and shapes were checked by the caller.
+    modules = dict(model.named_modules())
+    for key, value in state_dict.items():
+        path, _, attr = key.rpartition(".")
+        module = modules[path]
+        old = module._parameters.get(attr)
+        if old is not None:
+            module._parameters[attr] = nn.Parameter(value, requires_grad=old.requires_grad)
+        else:
+            module._buffers[attr] = value
 
 
 def _few(names: list[str]) -> str:
