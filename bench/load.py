@@ -1,8 +1,10 @@
 """Pretrained construction: zoo.get_model against torchvision's builder, same weight file, side by side.
 
 For each model a random state dict is written once under the torchvision file name into a temporary
-TORCH_HOME, so torchvision loads it from its cache (no download) and zoo is given the same file. Each
-round times both builders back to back; the median of the rounds is reported.
+TORCH_HOME, so torchvision loads it from its cache (no download), and a temporary manifest whose default
+entries carry that file's sha256 and size makes zoo find the same file there, as it would a real download
+(`zoo.get_model(name)` with its default weights). Each round times both builders back to back; the median
+of the rounds is reported.
 
     python bench/load.py [--rounds 7] [--models resnet101 alexnet googlenet]
 """
@@ -10,6 +12,7 @@ round times both builders back to back; the median of the rounds is reported.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import statistics
 import sys
@@ -23,6 +26,7 @@ from torchvision import models as tvm
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import zoo  # noqa: E402
+from zoo import manifest  # noqa: E402
 
 
 def timed(fn) -> float:
@@ -45,7 +49,6 @@ def write_checkpoint(name: str) -> Path:
 
 def bench(name: str, rounds: int, forward: bool) -> tuple[float, float]:
     weights_enum = tvm.get_model_weights(name).DEFAULT
-    path = write_checkpoint(name)
     x = torch.rand(1, 3, 224, 224)
 
     def run_torchvision():
@@ -55,7 +58,7 @@ def bench(name: str, rounds: int, forward: bool) -> tuple[float, float]:
                 model.eval()(x)
 
     def run_zoo():
-        model = zoo.get_model(name, weights=path, device="cpu")
+        model = zoo.get_model(name, device="cpu")
         if forward:
             with torch.inference_mode():
                 model.eval()(x)
@@ -75,8 +78,15 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["TORCH_HOME"] = tmp
+        data = manifest.read_raw()
         for name in args.models:
-            write_checkpoint(name)
+            path = write_checkpoint(name)
+            entry = data["weights"][data["defaults"][name]]
+            entry["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+            entry["size"] = path.stat().st_size
+        os.environ["ZOO_MANIFEST"] = str(Path(tmp) / "manifest.json")
+        manifest.write_raw(data, os.environ["ZOO_MANIFEST"])
+        os.environ["ZOO_HOME"] = str(Path(tmp) / "zoo_home")
         os.sync()  # so the kernel's write-back of fresh files does not land inside a timed round
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.rounds} rounds")
         print(f"{'model':<10} {'what':<18} {'torchvision':>12} {'zoo':>10} {'ratio':>7}")

@@ -217,3 +217,38 @@ def test_annotated_dependencies_are_checked(tmp_path):
     )
     with pytest.raises(MissingDependenciesError, match="zoo_missing_a, zoo_missing_b"):
         zoo.list(repo)
+
+
+def test_force_reload_reruns_the_repos_own_modules(tmp_path, monkeypatch):
+    monkeypatch.delitem(sys.modules, "helpers", raising=False)
+    repo = make_repo(
+        tmp_path / "r",
+        """
+        def value():
+            "The helper's value."
+            from helpers.numbers import VALUE
+            return VALUE
+        """,
+        {"helpers/__init__.py": "", "helpers/numbers.py": "VALUE = 1\n"},
+    )
+    assert zoo.load(repo, "value") == 1
+    (repo / "helpers" / "numbers.py").write_text("VALUE = 22\n")  # another size: .pyc checks mtime and size
+    assert zoo.load(repo, "value", force_reload=True) == 22
+
+
+def test_reloading_this_repo_keeps_the_running_zoo():
+    import zoo.errors
+
+    before = zoo.errors.ZooError
+    zoo.load(REPO_ROOT, "mlp", force_reload=True)
+    assert sys.modules["zoo.errors"].ZooError is before
+
+
+def test_entry_points_may_extend_sys_path(tmp_path):
+    extra = str(tmp_path / "plugins")
+    repo = make_repo(tmp_path / "r", f"import sys\n\ndef add():\n    sys.path.append({extra!r})\n")
+    try:
+        zoo.load(repo, "add")
+        assert extra in sys.path and str(repo) not in sys.path
+    finally:
+        sys.path.remove(extra)

@@ -428,3 +428,104 @@ def test_modules_with_load_hooks_go_through_load_state_dict(tmp_path):
     assert seen == [0]
     assert torch.equal(model.output_layer.bias, reference.output_layer.bias) and no_meta(model)
     assert _builder._plain_loading(make_mlp()) and not _builder._plain_loading(model)
+
+
+def build_from(make, f):
+    from zoo.models import _builder
+
+    return _builder.build(
+        "custom", make, weights=f, pretrained=False, progress=False, device="cpu", kwargs={}
+    )
+
+
+def test_saving_over_the_loaded_file_is_safe(tmp_path):
+    f = tmp_path / "ck.pth"
+    torch.save(zoo.get_model("resnet18", weights=None).state_dict(), f)
+    model = zoo.get_model("resnet18", weights=f)
+    before = model.fc.weight.detach().clone()
+    torch.save({k: torch.zeros_like(v) for k, v in model.state_dict().items()}, f)
+    assert torch.equal(model.fc.weight, before)
+    torch.save(model.state_dict(), f)
+    assert torch.equal(torch.load(f, weights_only=True)["fc.weight"], before)
+
+
+class Shared(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(3, 3)
+        self.b = self.a  # one layer under two names, both in the state dict
+
+
+class Tied(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(5, 4)
+        self.out = nn.Linear(4, 5, bias=False)
+        self.out.weight = self.embed.weight
+
+
+class WithPositions(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(3, 3)
+        self.register_buffer("positions", torch.arange(3), persistent=False)
+
+
+class Renaming(nn.Module):
+    """Reads an old key name, as torchvision's ViT MLP blocks do."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(2, 2)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for kind in ("weight", "bias"):
+            old = f"{prefix}old.{kind}"
+            if old in state_dict:
+                state_dict[f"{prefix}lin.{kind}"] = state_dict.pop(old)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def test_shared_tied_unsaved_and_renamed_tensors(tmp_path):
+    f = tmp_path / "w.pth"
+    for cls in (Shared, Tied, WithPositions):
+        reference = cls()
+        torch.save(reference.state_dict(), f)
+        model = build_from(cls, f)
+        assert no_meta(model)
+        for k, v in reference.state_dict().items():
+            assert torch.equal(model.state_dict()[k], v), (cls.__name__, k)
+    torch.save(Tied().state_dict(), f)
+    tied = build_from(Tied, f)
+    assert tied.out.weight is tied.embed.weight
+    torch.save(Shared().state_dict(), f)
+    shared = build_from(Shared, f)
+    assert shared.a is shared.b and len(list(shared.parameters())) == 2
+    torch.save(WithPositions().state_dict(), f)
+    assert torch.equal(build_from(WithPositions, f).positions, torch.arange(3))
+    old = Renaming()
+    torch.save({"old.weight": old.lin.weight.detach(), "old.bias": old.lin.bias.detach()}, f)
+    assert torch.equal(build_from(Renaming, f).lin.weight, old.lin.weight)
+
+
+def test_data_parallel_prefix_is_stripped(tmp_path):
+    reference = make_mlp()
+    f = tmp_path / "dp.pth"
+    torch.save(nn.DataParallel(reference).state_dict(), f)
+    assert torch.equal(zoo.get_model("mlp", weights=f).output_layer.weight, reference.output_layer.weight)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"version https://git-lfs.github.com/spec/v1\noid sha256:043a\nsize 45519250\n", "Git LFS pointer"),
+        (b"<!DOCTYPE html><html><body>Sign in</body></html>", "HTML page"),
+        (b"\x80\x02}q\x00random bytes" * 3, "not a"),
+    ],
+)
+def test_things_that_are_not_weight_files(tmp_path, content, message):
+    f = tmp_path / "horse2zebra_0.4.0.pth"
+    f.write_bytes(content)
+    with pytest.raises(ZooError, match=message) as info:
+        zoo.get_model("cyclegan", weights=f)
+    assert not isinstance(info.value, UnsafeCheckpointError)

@@ -126,24 +126,34 @@ def isolated(repo_dir: Path) -> Iterator[None]:
             for name in builtins.list(sys.modules)
             if name.partition(".")[0] in own and not _is_under(sys.modules[name], repo_dir)
         }
-        sys.modules.update(_REPO_MODULES.get(repo_dir, {}))
-        saved_path = builtins.list(sys.path)
+        tracked = _REPO_MODULES.setdefault(repo_dir, {})
+        sys.modules.update(tracked)
+        before = set(sys.modules)
         sys.path.insert(0, str(repo_dir))
     try:
         yield
     finally:
         with _LOCK:
-            sys.path[:] = saved_path
-            mine = {
-                n: m
-                for n, m in builtins.list(sys.modules.items())
-                if n.partition(".")[0] in own and _is_under(m, repo_dir)
-            }
-            _REPO_MODULES.setdefault(repo_dir, {}).update(mine)
+            with contextlib.suppress(ValueError):
+                sys.path.remove(str(repo_dir))
+            # Only modules a hub load imported are tracked: a repo that is also installed (zoo itself)
+            # keeps the modules the process already had.
+            tracked.update(
+                (n, sys.modules[n])
+                for n in set(sys.modules) - before
+                if n.partition(".")[0] in own and _is_under(sys.modules[n], repo_dir)
+            )
             if shadowed:
-                for name in mine:
-                    del sys.modules[name]
+                for name in tracked:
+                    sys.modules.pop(name, None)
                 sys.modules.update(shadowed)
+
+
+def _forget_modules(repo_dir: Path) -> None:
+    # So that a reload also re-runs the repo's own modules, not just its hubconf.
+    for name in _REPO_MODULES.pop(repo_dir, {}):
+        sys.modules.pop(name, None)
+    importlib.invalidate_caches()
 
 
 def import_hubconf(repo_dir: Path, *, force_reload: bool = False) -> ModuleType:
@@ -156,7 +166,7 @@ def import_hubconf(repo_dir: Path, *, force_reload: bool = False) -> ModuleType:
         return cached[1]
     check_dependencies(repo_dir)
     if force_reload:
-        _REPO_MODULES.pop(repo_dir, None)
+        _forget_modules(repo_dir)
     name = "zoo_hubconf_" + hashlib.sha1(str(repo_dir).encode()).hexdigest()[:16]
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)

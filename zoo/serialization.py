@@ -19,24 +19,32 @@ class UnsafeCheckpointError(ZooError):
     """A checkpoint whose pickle asks for objects outside the allow-list."""
 
 
-def _torch_load(path: Path) -> object:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError as e:
-        # Files written before torch 1.6 (the book's CycleGAN) are not zip archives and cannot be mapped.
-        if "mmap" not in str(e) and "zip" not in str(e):
-            raise
-        return torch.load(path, map_location="cpu", weights_only=True)
+def _torch_load(path: Path, mmap: bool) -> object:
+    if mmap:
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as e:
+            # Files written before torch 1.6 (the book's CycleGAN) are not zip archives and cannot be mapped.
+            if "mmap" not in str(e) and "zip" not in str(e):
+                raise
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def load_state_dict(path: str | os.PathLike) -> StateDict:
-    """Read a state dict from `.safetensors` or a torch pickle, refusing anything but plain data."""
+def load_state_dict(path: str | os.PathLike, *, mmap: bool = False) -> StateDict:
+    """Read a state dict from `.safetensors` or a torch pickle, refusing anything but plain data.
+
+    `mmap=True` maps a torch file instead of reading it: the tensors then stay backed by the file, so use it
+    only for files that are never rewritten in place (the zoo's caches replace files by renaming).
+    """
     path = Path(path)
+    _reject_non_weights(path)
     try:
         if path.suffix == ".safetensors":
             return _load_safetensors(str(path))
-        obj = _torch_load(path)
+        obj = _torch_load(path, mmap)
     except pickle.UnpicklingError as e:
+        if "global" not in str(e).lower():  # torch names the class it refused; anything else is junk
+            raise ZooError(f"{path} is not a weight file: {_first_line(e)}") from e
         raise UnsafeCheckpointError(
             f"refusing to load {path}: its pickle holds objects other than tensors and plain containers, "
             "and loading them could run code; save `model.state_dict()` (or use .safetensors) instead"
@@ -46,6 +54,23 @@ def load_state_dict(path: str | os.PathLike) -> StateDict:
             f"{path} is not a readable weight file (truncated or corrupt?): {_first_line(e)}"
         ) from e
     return _unwrap(obj, path)
+
+
+def _reject_non_weights(path: Path) -> None:
+    # What a failed download or a repo checkout often leaves in place of the file.
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64).lstrip()
+    except OSError as e:
+        raise ZooError(f"cannot read weight file {path}: {e.strerror}") from e
+    if head.startswith(b"version https://git-lfs"):
+        raise ZooError(
+            f"{path} is a Git LFS pointer, not the weight file itself (run `git lfs pull` where it came from)"
+        )
+    if head[:15].lower().startswith((b"<!doctype html", b"<html")):
+        raise ZooError(
+            f"{path} is an HTML page, not a weight file (a login or error page saved by a download?)"
+        )
 
 
 def _first_line(e: BaseException) -> str:

@@ -6,6 +6,7 @@ import contextlib
 import functools
 import itertools
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 from torch.nn.modules.batchnorm import _NormBase
+from torch.nn.modules.instancenorm import _InstanceNorm
 
 from .. import serialization
 from .. import weights as weight_files
@@ -55,13 +57,16 @@ def build(
             kwargs = {**kwargs, "num_classes": num_classes}
         return make(**kwargs).to(target)
 
-    state_dict = load_weights(resolved, progress=progress)
+    state_dict = _strip_data_parallel(load_weights(resolved, progress=progress))
     if prepare is not None:
         state_dict = prepare(state_dict)
     found = infer_kwargs(state_dict) if infer_kwargs else {}
     from_manifest = resolved.kwargs if isinstance(resolved, Weights) else {}
     kwargs = {**found, **from_manifest, **kwargs}
     with torch.device("meta"), _skip_init():
+        model = make(**kwargs)
+    if _has_unsaved_buffers(model):
+        # Non-persistent buffers (position ids, anchors) are not in any file: only a real build makes them.
         model = make(**kwargs)
     name = resolved.key if isinstance(resolved, Weights) else str(resolved)
     _assign(model, state_dict, name, arch)
@@ -102,20 +107,75 @@ def _unless_meta(init: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def load_weights(resolved: Weights | Path, *, progress: bool = True) -> StateDict:
-    """The state dict of manifest weights or of a local file, loaded safely."""
-    path = weight_files.resolve(resolved, progress=progress) if isinstance(resolved, Weights) else resolved
-    return serialization.load_state_dict(path)
+    """The state dict of manifest weights or of a local file, loaded safely.
+
+    Files of the zoo's caches are memory-mapped (they are only ever replaced by renaming); a user's own file
+    is read into memory, so saving a checkpoint over it later cannot pull the weights from under the model.
+    """
+    if isinstance(resolved, Weights):
+        return serialization.load_state_dict(weight_files.resolve(resolved, progress=progress), mmap=True)
+    return serialization.load_state_dict(resolved)
+
+
+def _strip_data_parallel(state_dict: StateDict) -> StateDict:
+    # Checkpoints saved from nn.DataParallel / DistributedDataParallel prefix every key with "module.".
+    if state_dict and all(k.startswith("module.") for k in state_dict):
+        return _with_metadata({k[len("module.") :]: v for k, v in state_dict.items()}, state_dict)
+    return state_dict
+
+
+def _with_metadata(new: dict[str, torch.Tensor], old: StateDict) -> StateDict:
+    # load_state_dict reads per-module versions from `_metadata`; keep it on rebuilt dicts.
+    out = OrderedDict(new)
+    metadata = getattr(old, "_metadata", None)
+    if metadata is not None:
+        out._metadata = metadata  # type: ignore[attr-defined]
+    return out
+
+
+def _has_unsaved_buffers(model: nn.Module) -> bool:
+    return any(
+        name in m._non_persistent_buffers_set and b is not None
+        for m in model.modules()
+        for name, b in m._buffers.items()
+    )
 
 
 def _assign(model: nn.Module, state_dict: StateDict, name: str, arch: str) -> None:
     expected = model.state_dict()
+    plain = _plain_loading(model)
     # Files saved before torch 0.4.1 (torchvision's V1 ImageNet weights) have no BatchNorm step counters.
     counters = {
         k: torch.tensor(0) for k in expected if k.endswith(".num_batches_tracked") and k not in state_dict
     }
-    state_dict = {**state_dict, **counters}
+    if plain:  # modules that rename legacy keys themselves are checked by load_state_dict below
+        _check_fit(
+            state_dict.keys() | counters.keys(), state_dict, expected, f"weights {name} do not fit {arch}"
+        )
+    # assign=True would hand the file's dtype (say fp16) to the model; keep the model's, as copying does.
+    fitted = {
+        k: v.to(expected[k].dtype)
+        if k in expected and v.is_floating_point() and v.dtype != expected[k].dtype
+        else v
+        for k, v in state_dict.items()
+    }
+    fitted = _with_metadata({**fitted, **counters}, state_dict)
+    if plain:
+        _assign_tensors(model, fitted)
+    else:
+        try:
+            model.load_state_dict(fitted, strict=True, assign=True)
+        except RuntimeError as e:
+            detail = " ".join(str(e).split())
+            raise WeightsMismatchError(f"weights {name} do not fit {arch}: {detail[:500]}") from None
+    left = [n for n, t in itertools.chain(model.named_parameters(), model.named_buffers()) if t.is_meta]
+    if left:
+        raise WeightsMismatchError(f"weights {name} leave {arch} tensors uninitialised: {_few(left)}")
+
+
+def _check_fit(keys: Any, state_dict: StateDict, expected: StateDict, what: str) -> None:
     problems = []
-    if missing := [k for k in expected if k not in state_dict]:
+    if missing := [k for k in expected if k not in keys]:
         problems.append(f"missing {_few(missing)}")
     if unexpected := [k for k in state_dict if k not in expected]:
         problems.append(f"unexpected {_few(unexpected)}")
@@ -126,22 +186,16 @@ def _assign(model: nn.Module, state_dict: StateDict, name: str, arch: str) -> No
     ]:
         problems.append(f"shape of {_few(shapes)}")
     if problems:
-        raise WeightsMismatchError(f"weights {name} do not fit {arch}: {'; '.join(problems)}")
-    # assign=True would hand the file's dtype (say fp16) to the model; keep the model's, as copying does.
-    state_dict = {
-        k: v.to(expected[k].dtype) if v.is_floating_point() and v.dtype != expected[k].dtype else v
-        for k, v in state_dict.items()
-    }
-    if _plain_loading(model):
-        _assign_tensors(model, state_dict)
-    else:
-        model.load_state_dict(state_dict, strict=True, assign=True)
-    left = [n for n, t in itertools.chain(model.named_parameters(), model.named_buffers()) if t.is_meta]
-    if left:
-        raise WeightsMismatchError(f"weights {name} leave {arch} tensors uninitialised: {_few(left)}")
+        raise WeightsMismatchError(f"{what}: {'; '.join(problems)}")
 
 
-_PLAIN_LOADERS = (nn.Module._load_from_state_dict, _NormBase._load_from_state_dict)
+# BatchNorm's own loader only adds the step counters handled above; InstanceNorm's only objects to running
+# stats, which the pre-check reports as unexpected keys.
+_PLAIN_LOADERS = (
+    nn.Module._load_from_state_dict,
+    _NormBase._load_from_state_dict,
+    _InstanceNorm._load_from_state_dict,
+)
 
 
 def _plain_loading(model: nn.Module) -> bool:
@@ -157,15 +211,22 @@ def _plain_loading(model: nn.Module) -> bool:
 def _assign_tensors(model: nn.Module, state_dict: StateDict) -> None:
     # What load_state_dict(assign=True) does for plain modules, without its per-module walk (about
     # 15 ms of a ResNet-101's build); names and shapes were checked by the caller.
-    modules = dict(model.named_modules())
+    modules = dict(model.named_modules(remove_duplicate=False))
+    # A parameter shared by two layers stays shared. Old and new are both kept in the map: an id is
+    # only unique while its object lives, and each replaced meta tensor would otherwise be freed.
+    loaded: dict[int, tuple[torch.Tensor, nn.Parameter]] = {}
     for key, value in state_dict.items():
         path, _, attr = key.rpartition(".")
         module = modules[path]
         old = module._parameters.get(attr)
-        if old is not None:
-            module._parameters[attr] = nn.Parameter(value, requires_grad=old.requires_grad)
-        else:
+        if old is None:
             module._buffers[attr] = value
+            continue
+        if id(old) not in loaded:
+            new = nn.Parameter(value, requires_grad=old.requires_grad)
+            loaded[id(old)] = (old, new)
+            loaded[id(new)] = (new, new)  # the same module met again under another name
+        module._parameters[attr] = loaded[id(old)][1]
 
 
 def _few(names: list[str]) -> str:
