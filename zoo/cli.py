@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import hub, registry, weights
+from . import hub, manifest, registry, weights
 from .errors import ZooError
 from .manifest import Weights
 
@@ -45,8 +45,6 @@ def _weights_info(w: Weights, default: str | None) -> dict[str, Any]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from . import manifest
-
     m = manifest.load()
     names = registry.list_models(args.pattern)
     if args.pattern and not names:
@@ -69,8 +67,6 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from . import manifest
-
     name = registry.canonical_name(args.model)
     m = manifest.load()
     default = m.defaults.get(name)

@@ -78,9 +78,8 @@ def get_model(
     """Build model `name` with `weights` ("DEFAULT", a key or tag, a local file, or None for random init)."""
     builder = get_builder(name)
     pretrained = kwargs.pop("pretrained", None)
-    if (
-        pretrained is not None and weights == "DEFAULT"
-    ):  # torch.hub's spelling decides when weights is not given
+    # torch.hub's spelling decides when `weights` was left at its default.
+    if pretrained is not None and weights == "DEFAULT":
         weights = "DEFAULT" if pretrained else None
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
