@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from zoo import manifest
+from zoo import manifest, transfer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,6 +21,8 @@ def isolated_homes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     for var in ("ZOO_MANIFEST", "ZOO_OFFLINE", "ZOO_WEIGHTS_MIRROR"):
         monkeypatch.delenv(var, raising=False)
+    # Retries keep their count but not their waiting; tests of the backoff itself set it back.
+    monkeypatch.setattr(transfer, "BACKOFF", 0.001)
     return tmp_path
 
 

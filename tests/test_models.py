@@ -246,9 +246,11 @@ def test_pickle_with_code_is_refused(tmp_path):
 def test_missing_manifest_file_names_the_places_tried(test_manifest):
     cache = test_manifest({"mlp.blobs": (make_mlp().state_dict(), {})}, defaults={"mlp": "mlp.blobs"})
     (cache / "mlp-blobs.pth").unlink()
-    with pytest.raises(WeightsNotFoundError, match="mlp.blobs .*mlp-blobs.pth.*not available") as info:
+    with pytest.raises(WeightsNotFoundError, match="mlp.blobs: no verified copy of mlp-blobs.pth") as info:
         zoo.get_model("mlp")
-    assert str(cache) in str(info.value) and "checkpoints" in str(info.value)
+    message = str(info.value)
+    assert str(cache) in message and "checkpoints" in message
+    assert "http://127.0.0.1:9/mlp-blobs.pth: connection failed" in message
 
 
 def test_torch_hub_cache_is_reused(test_manifest, isolated_homes):

@@ -1,15 +1,17 @@
 """zoo: a pretrained-model zoo and hub registry for PyTorch."""
 
+__version__ = "0.1.0"  # before the imports: zoo.transfer reads it
+
 from .errors import ZooError
 from .hub import help, list, load
 from .manifest import Weights
 from .registry import get_model, get_weights, list_models, list_weights
-
-__version__ = "0.1.0"
+from .transfer import download
 
 __all__ = [
     "Weights",
     "ZooError",
+    "download",
     "get_model",
     "get_weights",
     "help",

@@ -22,6 +22,14 @@ class WeightsMismatchError(ZooError, ValueError):
     """A weight file whose tensors do not fit the architecture."""
 
 
+class IntegrityError(ZooError):
+    """A file whose sha256 is not the one it must have."""
+
+
+class DownloadError(ZooError):
+    """A transfer that failed for good (HTTP error, retries used up, offline)."""
+
+
 class HubError(ZooError):
     """A hub repository that cannot be listed, imported or loaded."""
 

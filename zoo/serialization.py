@@ -19,7 +19,33 @@ class UnsafeCheckpointError(ZooError):
     """A checkpoint whose pickle asks for objects outside the allow-list."""
 
 
+class GanZooConfig:
+    """Plain-data stand-in for the GAN zoo's pickled `BaseConfig`: its attributes, never its code.
+
+    The GAN zoo saves `{"config": BaseConfig, "netG": ..., "netD": ..., "avgG": ...}`; torch's weights-only
+    unpickler builds this class instead of importing `models.utils.config`, and only sets its attributes.
+    """
+
+    def __setstate__(self, state: object) -> None:
+        if not isinstance(state, dict):
+            raise pickle.UnpicklingError("the GAN zoo config's state is not a dict")
+        self.__dict__.update(state)
+
+    def as_dict(self) -> dict[str, object]:
+        """The config's attributes, nested configs included, as plain dicts."""
+        return {k: v.as_dict() if isinstance(v, GanZooConfig) else v for k, v in vars(self).items()}
+
+
+# Classes that legacy checkpoints pickle, mapped to plain stand-ins (checkpoint path -> stand-in).
+LEGACY_CLASSES: list[tuple[type, str]] = [(GanZooConfig, "models.utils.config.BaseConfig")]
+
+
 def _torch_load(path: Path, mmap: bool) -> object:
+    with torch.serialization.safe_globals(LEGACY_CLASSES):
+        return _torch_load_file(path, mmap)
+
+
+def _torch_load_file(path: Path, mmap: bool) -> object:
     if mmap:
         try:
             return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
@@ -82,7 +108,8 @@ def _unwrap(obj: object, path: Path) -> StateDict:
     if isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
         return obj
     if isinstance(obj, dict):
-        for key in ("state_dict", "model_state_dict", "model"):
+        # Training scripts' wrappers, and the GAN zoo's generator ("netG"; "avgG" is its running average).
+        for key in ("state_dict", "model_state_dict", "model", "netG"):
             inner = obj.get(key)
             if isinstance(inner, dict) and all(isinstance(v, torch.Tensor) for v in inner.values()):
                 return inner

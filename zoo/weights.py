@@ -1,12 +1,22 @@
-"""Resolve a manifest entry to a local weight file."""
+"""Resolve a manifest entry to a verified local weight file.
+
+Order: the zoo cache; files bundled with the repo or package; torch's hub cache; `ZOO_WEIGHTS_MIRROR`
+(`{mirror}/{file_name}`, an http(s) or file URL or a folder); then each URL of the entry. Every file is
+checked against the entry's sha256 before it is used; a bad file in the zoo cache is deleted, one found
+elsewhere is passed over.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import time
 from pathlib import Path
 
-from . import cache
-from .errors import WeightsNotFoundError
+from . import cache, integrity
+from .errors import DownloadError, IntegrityError, WeightsNotFoundError
 from .manifest import Weights
+from .transfer import download, is_offline, is_remote
 
 
 def candidates(w: Weights) -> list[Path]:
@@ -16,17 +26,93 @@ def candidates(w: Weights) -> list[Path]:
 
 
 def find_local(w: Weights) -> Path | None:
-    """The first local copy of `w`'s file, or None."""
+    """The first local copy of `w`'s file (not yet verified), or None."""
     return next((p for p in candidates(w) if p.is_file()), None)
 
 
-def resolve(w: Weights, *, progress: bool | None = None) -> Path:
-    """Return a local path to the file of `w`."""
-    found = find_local(w)
-    if found is not None:
-        return found
-    tried = "\n  ".join(str(p) for p in candidates(w))
-    raise WeightsNotFoundError(
-        f"weights {w.key} ({w.file_name}) are not available locally; looked in:\n  {tried}\n"
-        f"download {w.urls[0] if w.urls else w.file_name} into {cache.weights_dir()}"
-    )
+def expected_sha256(w: Weights) -> str | None:
+    """The hash `w`'s file must have: the manifest's, or the full one pinned by `zoo cache verify --pin`."""
+    pinned = integrity.pins().get(w.key) if w.sha256_is_prefix else None
+    if pinned and w.sha256 and pinned.startswith(w.sha256.lower()):
+        return pinned
+    return w.sha256
+
+
+def mirror_url(w: Weights) -> str | None:
+    """`{ZOO_WEIGHTS_MIRROR}/{file_name}` when a mirror is set."""
+    mirror = os.environ.get("ZOO_WEIGHTS_MIRROR", "").strip()
+    if not mirror:
+        return None
+    if "://" not in mirror:
+        mirror = Path(mirror).expanduser().absolute().as_uri()
+    return f"{mirror.rstrip('/')}/{w.file_name}"
+
+
+def sources(w: Weights) -> list[str]:
+    """The URLs `w`'s file may be fetched from, in order: the mirror, then the entry's own."""
+    mirror = mirror_url(w)
+    return [*([mirror] if mirror else []), *w.urls]
+
+
+def resolve(w: Weights, *, progress: bool | None = None, offline: bool | None = None) -> Path:
+    """A verified local path to the file of `w`, fetching it into the zoo cache if needed."""
+    expected = expected_sha256(w)
+    tried: list[str] = []
+    zoo_copy = cache.weights_dir() / w.file_name
+    for path in candidates(w):
+        if not path.is_file():
+            continue
+        try:
+            integrity.check(path, expected, what=w.key)
+        except IntegrityError as e:
+            tried.append(_after_colon(e))
+            if path == zoo_copy:
+                integrity.forget(path)
+                path.unlink(missing_ok=True)
+            continue
+        touch(path)
+        return path
+    offline = is_offline(offline)
+    skipped = []
+    for url in sources(w):
+        if offline and is_remote(url):
+            skipped.append(url)
+            continue
+        try:
+            return download(url, zoo_copy, sha256=expected, progress=progress, size=w.size, offline=offline)
+        except (DownloadError, IntegrityError) as e:
+            tried.append(str(e))
+    raise _not_found(w, expected, tried, skipped)
+
+
+def touch(path: Path) -> None:
+    """Mark a zoo-cache file as used now (its atime), for `zoo cache ls` and least-recently-used pruning."""
+    if path.parent != cache.weights_dir():
+        return
+    with contextlib.suppress(OSError):  # a read-only cache still serves files
+        os.utime(path, ns=(time.time_ns(), path.stat().st_mtime_ns))
+
+
+def _after_colon(e: Exception) -> str:
+    text = str(e)
+    return text.split(": ", 1)[1] if ": " in text else text
+
+
+def _not_found(w: Weights, expected: str | None, tried: list[str], skipped: list[str]) -> Exception:
+    looked = [str(p) for p in candidates(w)]
+    lines = [f"weights {w.key}: no verified copy of {w.file_name} (sha256 {expected})"]
+    lines.append("looked in: " + ", ".join(looked))
+    if tried:
+        lines.append("tried: " + "; ".join(tried))
+    if skipped:
+        lines.append(
+            f"offline, so not downloaded from: {', '.join(skipped)}. On a machine with network run "
+            f"`zoo fetch {w.key}` and copy {cache.weights_dir()} here, or set ZOO_WEIGHTS_MIRROR to a "
+            f"folder or URL holding {w.file_name}"
+        )
+    elif not sources(w):
+        lines.append(f"the entry has no URL: put {w.file_name} into {cache.weights_dir()}")
+    message = "\n".join(lines)
+    if any("expected" in t for t in tried):
+        return IntegrityError(message)
+    return WeightsNotFoundError(message)

@@ -113,7 +113,9 @@ def load_weights(resolved: Weights | Path, *, progress: bool = True) -> StateDic
     is read into memory, so saving a checkpoint over it later cannot pull the weights from under the model.
     """
     if isinstance(resolved, Weights):
-        return serialization.load_state_dict(weight_files.resolve(resolved, progress=progress), mmap=True)
+        # progress=True (torchvision's default) still shows a bar only on a terminal, never in logs.
+        path = weight_files.resolve(resolved, progress=None if progress else False)
+        return serialization.load_state_dict(path, mmap=True)
     return serialization.load_state_dict(resolved)
 
 

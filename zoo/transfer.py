@@ -1,0 +1,298 @@
+"""`zoo.download`: fetch a URL into a verified local file.
+
+The file is streamed to `<name>.part` beside the target and hashed on the way. A dropped connection is
+resumed with an HTTP Range request (also by a later process that finds the `.part` file); connection
+errors, timeouts and 5xx answers are retried with exponential backoff; only a complete file whose hash
+matches is renamed into place. A lock per target makes concurrent processes (torchrun ranks) download
+once: the others wait, then find the finished file. The lock is an OS file lock, released by the kernel
+when its holder dies, so a killed process leaves no stale lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from urllib.parse import unquote, urljoin, urlsplit
+from urllib.request import url2pathname
+
+import requests
+from filelock import FileLock, Timeout
+from tqdm.auto import tqdm
+
+from . import __version__, cache, integrity
+from .errors import DownloadError, IntegrityError
+
+CHUNK = 1 << 20
+CONNECT_TIMEOUT = 10.0
+READ_TIMEOUT = 60.0
+RETRIES = 5
+BACKOFF = 1.0  # seconds before the first retry; doubled for each further one
+MAX_BACKOFF = 30.0
+MAX_REDIRECTS = 10
+_RETRY_STATUS = {408, 425, 429}
+
+
+class _Retry(Exception):
+    """A failure worth another attempt (the partial file is kept)."""
+
+
+def is_offline(offline: bool | None = None) -> bool:
+    """`offline` if given, else whether `ZOO_OFFLINE` is set to a true value."""
+    if offline is not None:
+        return offline
+    return os.environ.get("ZOO_OFFLINE", "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def is_remote(url: str) -> bool:
+    """Whether fetching `url` needs the network (http or https)."""
+    return urlsplit(url).scheme in ("http", "https")
+
+
+def show_url(url: str) -> str:
+    """`url` without any user:password part, for messages."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
+
+
+def download(
+    url: str,
+    dst: str | os.PathLike | None = None,
+    *,
+    sha256: str | None = None,
+    progress: bool | None = None,
+    size: int | None = None,
+    headers: dict[str, str] | None = None,
+    offline: bool | None = None,
+) -> Path:
+    """Download `url` (http, https or file) to `dst` and return its path, verified against `sha256`.
+
+    `dst` defaults to the zoo's weight cache under the URL's file name; an existing folder gets the file
+    inside it. `sha256` may be a full digest or a prefix (verification is then partial, with a warning).
+    With `sha256` given, a `dst` that already holds the right file is returned without a transfer.
+    `progress=None` shows a bar only when stderr is a terminal. `headers` (e.g. a token) are sent to the
+    URL's own host only, never to a redirect target on another host.
+    """
+    if is_offline(offline) and is_remote(url):
+        raise DownloadError(f"offline (ZOO_OFFLINE or offline=True): not downloading {show_url(url)}")
+    target = _target(url, dst)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    show = sys.stderr.isatty() if progress is None else progress
+    lock = FileLock(str(target) + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        if show:
+            print(f"zoo: waiting for another process to finish {target.name}", file=sys.stderr)
+        lock.acquire()
+    try:
+        if sha256 is not None and target.is_file():
+            try:
+                integrity.check(target, sha256, what=target.name)
+                return target
+            except IntegrityError:
+                integrity.forget(target)
+                target.unlink()
+        return _fetch(url, target, sha256=sha256, show=show, size=size, headers=headers or {})
+    finally:
+        lock.release()
+
+
+def _target(url: str, dst: str | os.PathLike | None) -> Path:
+    name = unquote(urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1])
+    if dst is not None and not Path(dst).expanduser().is_dir():
+        return Path(dst).expanduser()
+    if not name:
+        raise DownloadError(f"cannot tell a file name from {show_url(url)}; pass dst=")
+    return (Path(dst).expanduser() if dst is not None else cache.weights_dir()) / name
+
+
+class _Partial:
+    """The `.part` file and the running hash of the bytes it holds."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.hash = hashlib.sha256()
+        self.offset = 0
+        self.resumed = False
+        if path.is_file():  # left by a dropped transfer or a killed process: pick it up
+            with open(path, "rb") as f:
+                while chunk := f.read(CHUNK):
+                    self.hash.update(chunk)
+                    self.offset += len(chunk)
+            self.resumed = self.offset > 0
+
+    def reset(self) -> None:
+        self.path.unlink(missing_ok=True)
+        self.hash = hashlib.sha256()
+        self.offset = 0
+        self.resumed = False
+
+    def add(self, f, chunk: bytes) -> None:  # noqa: ANN001
+        f.write(chunk)
+        self.hash.update(chunk)
+        self.offset += len(chunk)
+
+
+def _fetch(
+    url: str, target: Path, *, sha256: str | None, show: bool, size: int | None, headers: dict[str, str]
+) -> Path:
+    part = _Partial(target.with_name(target.name + ".part"))
+    fresh_retry = part.resumed  # bytes from an earlier transfer may belong to an older file: one retry
+    with requests.Session() as session:
+        while True:
+            _transfer(session, url, part, show=show, size=size, headers=headers, name=target.name)
+            actual = part.hash.hexdigest()
+            if integrity.matches(sha256, actual):
+                break
+            part.reset()
+            if not fresh_retry:
+                raise IntegrityError(
+                    f"{show_url(url)}: the downloaded file has sha256 {actual}, expected {sha256} "
+                    "(deleted; the server sends a different file than the one expected)"
+                )
+            fresh_retry = False
+    os.replace(part.path, target)
+    integrity.remember(target, actual)
+    integrity.warn_if_partial(target.name, sha256)
+    return target
+
+
+def _transfer(
+    session: requests.Session,
+    url: str,
+    part: _Partial,
+    *,
+    show: bool,
+    size: int | None,
+    headers: dict[str, str],
+    name: str,
+) -> None:
+    if not is_remote(url):
+        _copy_local(url, part)
+        return
+    failures = 0
+    while True:
+        try:
+            _stream(session, url, part, show=show, size=size, headers=headers, name=name)
+            return
+        except _Retry as e:
+            reason = str(e)
+        except requests.exceptions.RequestException as e:
+            if isinstance(e, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema)):
+                raise DownloadError(f"{show_url(url)}: {e}") from None
+            reason = _reason(e)
+        failures += 1
+        if failures > RETRIES:
+            kept = f"; {part.offset} bytes kept in {part.path} for the next try" if part.offset else ""
+            raise DownloadError(f"{show_url(url)}: {reason} (gave up after {RETRIES} retries{kept})")
+        time.sleep(min(MAX_BACKOFF, BACKOFF * 2 ** (failures - 1)))
+
+
+def _reason(e: requests.exceptions.RequestException) -> str:
+    if isinstance(e, requests.exceptions.ConnectTimeout):
+        return "connection timed out"
+    if isinstance(e, requests.exceptions.Timeout) or "timed out" in str(e).lower():
+        return "read timed out"
+    if isinstance(e, requests.exceptions.ChunkedEncodingError):
+        return "connection dropped during the transfer"
+    return "connection failed"
+
+
+def _stream(
+    session: requests.Session,
+    url: str,
+    part: _Partial,
+    *,
+    show: bool,
+    size: int | None,
+    headers: dict[str, str],
+    name: str,
+) -> None:
+    request_headers = {"Accept-Encoding": "identity"}  # byte offsets must be those of the file itself
+    if part.offset:
+        request_headers["Range"] = f"bytes={part.offset}-"
+    with _get(session, url, headers, request_headers) as resp:
+        status = resp.status_code
+        if status >= 500 or status in _RETRY_STATUS:
+            raise _Retry(f"HTTP {status} {resp.reason}")
+        if status == 416 and part.offset:
+            part.reset()
+            raise _Retry("the server refused to resume; starting again")
+        if status >= 400:
+            raise DownloadError(f"{show_url(url)}: HTTP {status} {resp.reason}")
+        total = _expected_total(resp, part)
+        if size is not None and total is not None and total != size:
+            part.reset()
+            raise DownloadError(f"{show_url(url)}: the server announces {total} bytes, expected {size}")
+        total = total if total is not None else size
+        with (
+            open(part.path, "ab") as f,
+            tqdm(
+                total=total, initial=part.offset, disable=not show, unit="B", unit_scale=True, desc=name
+            ) as bar,
+        ):
+            for chunk in resp.iter_content(CHUNK):
+                part.add(f, chunk)
+                bar.update(len(chunk))
+    if total is not None and part.offset < total:
+        raise _Retry(f"the connection closed after {part.offset} of {total} bytes")
+    if total is not None and part.offset > total:
+        part.reset()
+        raise DownloadError(f"{show_url(url)}: the server sent more than the {total} bytes it announced")
+
+
+def _expected_total(resp: requests.Response, part: _Partial) -> int | None:
+    if resp.status_code == 206:
+        m = re.fullmatch(r"bytes (\d+)-\d+/(\d+|\*)", resp.headers.get("Content-Range", "").strip())
+        if m is None or int(m.group(1)) != part.offset:
+            part.reset()
+            raise _Retry("the server resumed at another offset; starting again")
+        return int(m.group(2)) if m.group(2) != "*" else None
+    if part.offset:  # the server ignored the Range header and sends the whole file
+        part.reset()
+    length = resp.headers.get("Content-Length")
+    return int(length) if length and length.isdigit() else None
+
+
+def _get(
+    session: requests.Session, url: str, headers: dict[str, str], request_headers: dict[str, str]
+) -> requests.Response:
+    # Redirects are followed by hand: the caller's headers (tokens) go to the first host only.
+    origin = urlsplit(url).netloc
+    for _ in range(MAX_REDIRECTS + 1):
+        same_host = urlsplit(url).netloc == origin
+        resp = session.get(
+            url,
+            headers={
+                "User-Agent": f"zoo/{__version__}",
+                **(headers if same_host else {}),
+                **request_headers,
+            },
+            stream=True,
+            timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+            allow_redirects=False,
+        )
+        if not resp.is_redirect:
+            return resp
+        url = urljoin(url, resp.headers["Location"])
+        resp.close()
+    raise DownloadError(f"{show_url(url)}: more than {MAX_REDIRECTS} redirects")
+
+
+def _copy_local(url: str, part: _Partial) -> None:
+    parts = urlsplit(url)
+    source = Path(url2pathname(parts.path)) if parts.scheme == "file" else Path(url)
+    part.reset()
+    try:
+        with open(source, "rb") as src, open(part.path, "wb") as f:
+            while chunk := src.read(CHUNK):
+                part.add(f, chunk)
+    except OSError as e:
+        part.reset()
+        raise DownloadError(f"{url}: {e.strerror or e}") from None
