@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import torch
+from faulty_server import FaultyServer
 
 from zoo import manifest, transfer
 
@@ -64,3 +65,11 @@ def test_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[.
         return cache
 
     return write
+
+
+@pytest.fixture
+def server() -> Iterator[FaultyServer]:
+    """A fault-injecting HTTP server on 127.0.0.1 (see tests/faulty_server.py)."""
+    srv = FaultyServer().start()
+    yield srv
+    srv.stop()

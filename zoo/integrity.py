@@ -115,16 +115,15 @@ def check(path: str | os.PathLike, expected: str | None, *, what: str) -> str:
 
 
 def warn_if_partial(what: str, expected: str | None) -> None:
-    """Warn once per process that `what` is only checked against a hash prefix (or not at all)."""
-    if expected is not None and len(expected) == 64:
+    """Warn once per process that `what` is only checked against a hash prefix."""
+    if expected is None or len(expected) == 64:
         return
     with _memo_lock:
         if what in _warned_partial:
             return
         _warned_partial.add(what)
-    known = f"the sha256 prefix {expected!r}" if expected else "no sha256"
     warnings.warn(
-        f"{what}: only {known} is known, so verification is partial; "
+        f"{what}: only the sha256 prefix {expected!r} is known, so verification is partial; "
         "`zoo cache verify --pin` records the full hash of the file you have",
         stacklevel=3,
     )

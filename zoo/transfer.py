@@ -20,6 +20,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 from urllib.request import url2pathname
 
 import requests
+import urllib3
 from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
@@ -183,7 +184,7 @@ def _transfer(
             return
         except _Retry as e:
             reason = str(e)
-        except requests.exceptions.RequestException as e:
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as e:
             if isinstance(e, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema)):
                 raise DownloadError(f"{show_url(url)}: {e}") from None
             reason = _reason(e)
@@ -194,12 +195,12 @@ def _transfer(
         time.sleep(min(MAX_BACKOFF, BACKOFF * 2 ** (failures - 1)))
 
 
-def _reason(e: requests.exceptions.RequestException) -> str:
+def _reason(e: Exception) -> str:
     if isinstance(e, requests.exceptions.ConnectTimeout):
         return "connection timed out"
-    if isinstance(e, requests.exceptions.Timeout) or "timed out" in str(e).lower():
+    if isinstance(e, (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError)):
         return "read timed out"
-    if isinstance(e, requests.exceptions.ChunkedEncodingError):
+    if isinstance(e, (requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError)):
         return "connection dropped during the transfer"
     return "connection failed"
 
@@ -237,7 +238,8 @@ def _stream(
                 total=total, initial=part.offset, disable=not show, unit="B", unit_scale=True, desc=name
             ) as bar,
         ):
-            for chunk in resp.iter_content(CHUNK):
+            # read1 returns what has arrived, so a dropped or stalled connection loses no byte received.
+            while chunk := resp.raw.read1(CHUNK):
                 part.add(f, chunk)
                 bar.update(len(chunk))
     if total is not None and part.offset < total:

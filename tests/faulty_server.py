@@ -1,0 +1,138 @@
+"""A threaded HTTP server on 127.0.0.1 that serves test files with Range support and injected faults.
+
+`server.files[path] = bytes` publishes a file; `server.faults[path] = [fault, ...]` makes the next
+requests for it misbehave, one fault per request, in order:
+
+    ("status", 503)        answer with that status
+    ("drop", n)            send the headers and n bytes of the body, then cut the connection
+    ("length", delta)      announce Content-Length off by delta, send the real body, close
+    ("corrupt",)           send the right length of wrong bytes
+    ("stall", seconds)     send the headers and a few bytes, then go silent for that long
+    ("slow", seconds)      send the body in 16 pieces spread over that long
+    ("ignore_range",)      answer 200 with the whole file even when a Range was asked for
+    ("redirect", url)      answer 302 to url
+
+Every request is logged in `server.log` as (method, path, headers); `server.connections` counts
+accepted connections.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class FaultyServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.files: dict[str, bytes] = {}
+        self.faults: dict[str, list[tuple[Any, ...]]] = {}
+        self.log: list[tuple[str, str, dict[str, str]]] = []
+        self.connections = 0
+        self.lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        with self.lock:
+            self.connections += 1
+        return True
+
+    def next_fault(self, path: str) -> tuple[Any, ...] | None:
+        with self.lock:
+            queue = self.faults.get(path)
+            return queue.pop(0) if queue else None
+
+    def requests_for(self, path: str) -> list[dict[str, str]]:
+        return [headers for _, p, headers in self.log if p == path]
+
+    def start(self) -> FaultyServer:
+        threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: FaultyServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802
+        path = self.path.split("?", 1)[0]
+        with self.server.lock:
+            self.server.log.append(("GET", path, dict(self.headers.items())))
+        fault = self.server.next_fault(path)
+        kind = fault[0] if fault else None
+        if kind == "status":
+            return self._plain(fault[1], b"injected failure\n")
+        if kind == "redirect":
+            self.send_response(302)
+            self.send_header("Location", fault[1])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
+        body = self.server.files.get(path)
+        if body is None:
+            return self._plain(404, b"not found\n")
+        start = 0
+        ranged = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
+        if ranged and kind != "ignore_range":
+            start = int(ranged.group(1))
+            if start >= len(body):
+                return self._plain(416, b"")
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        else:
+            self.send_response(200)
+        payload = body[start:]
+        if kind == "corrupt":
+            payload = bytes(b ^ 0xFF for b in payload[:64]) + payload[64:]
+        length = len(payload) + (fault[1] if kind == "length" else 0)
+        self.send_header("Content-Length", str(length))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        if kind == "drop":
+            self.wfile.write(payload[: fault[1]])
+            return self._cut()
+        if kind == "stall":
+            self.wfile.write(payload[:10])
+            self.wfile.flush()
+            time.sleep(fault[1])
+            return self._cut()
+        if kind == "slow":
+            step = max(1, len(payload) // 16)
+            for i in range(0, len(payload), step):
+                self.wfile.write(payload[i : i + step])
+                self.wfile.flush()
+                time.sleep(fault[1] / 16)
+        else:
+            self.wfile.write(payload)
+        if kind == "length":
+            self._cut()
+        return None
+
+    def _plain(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _cut(self) -> None:
+        self.close_connection = True
+        self.wfile.flush()
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)

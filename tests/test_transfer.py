@@ -1,0 +1,221 @@
+"""zoo.download against a fault-injecting server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+
+import zoo
+from zoo import integrity, transfer
+from zoo.errors import DownloadError, IntegrityError
+
+DATA = os.urandom(3 * 1024 * 1024 + 17)
+DIGEST = hashlib.sha256(DATA).hexdigest()
+
+
+@pytest.fixture
+def published(server):
+    server.files["/w/model.pth"] = DATA
+    return server, f"{server.url}/w/model.pth"
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(
+        p.name for p in folder.iterdir() if not p.name.endswith(".lock") and not p.name.endswith("_home")
+    )
+
+
+def test_download_verifies_and_places_the_file(published, tmp_path):
+    server, url = published
+    path = zoo.download(url, tmp_path / "out", sha256=DIGEST)
+    assert path == tmp_path / "out" and path.read_bytes() == DATA
+    assert integrity.known_digest(path) == DIGEST  # hashed while streaming, not read again
+    assert server.requests_for("/w/model.pth")[0]["User-Agent"].startswith("zoo/")
+
+
+def test_default_destination_is_the_weight_cache_named_after_the_url(published):
+    _, url = published
+    path = zoo.download(url, sha256=DIGEST)
+    assert path == Path(os.environ["ZOO_HOME"]) / "weights" / "model.pth"
+
+
+def test_a_verified_target_is_not_downloaded_again(published, tmp_path):
+    server, url = published
+    zoo.download(url, tmp_path / "a.pth", sha256=DIGEST)
+    zoo.download(url, tmp_path / "a.pth", sha256=DIGEST)
+    assert len(server.requests_for("/w/model.pth")) == 1
+
+
+def test_dropped_connection_resumes_with_range(published, tmp_path):
+    server, url = published
+    server.faults["/w/model.pth"] = [("drop", 1_000_000)]
+    path = zoo.download(url, tmp_path / "m.pth", sha256=DIGEST)
+    assert path.read_bytes() == DATA
+    first, second = server.requests_for("/w/model.pth")
+    assert "Range" not in first
+    assert second["Range"] == "bytes=1000000-"  # every byte received is kept
+
+
+def test_5xx_answers_are_retried_with_exponential_backoff(published, tmp_path, monkeypatch):
+    server, url = published
+    server.faults["/w/model.pth"] = [("status", 500), ("status", 503), ("status", 502)]
+    sleeps: list[float] = []
+    monkeypatch.setattr(transfer, "BACKOFF", 0.5)
+    monkeypatch.setattr(transfer.time, "sleep", sleeps.append)
+    assert zoo.download(url, tmp_path / "m.pth", sha256=DIGEST).read_bytes() == DATA
+    assert sleeps == [0.5, 1.0, 2.0]
+    assert len(server.requests_for("/w/model.pth")) == 4
+
+
+def test_retries_give_up_with_a_clear_error_and_no_file(published, tmp_path):
+    server, url = published
+    server.faults["/w/model.pth"] = [("status", 503)] * (transfer.RETRIES + 1)
+    with pytest.raises(DownloadError, match=r"HTTP 503 .*gave up after 5 retries"):
+        zoo.download(url, tmp_path / "m.pth", sha256=DIGEST)
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("status", [404, 403])
+def test_client_errors_are_not_retried(published, tmp_path, status):
+    server, url = published
+    server.faults["/w/model.pth"] = [("status", status)]
+    with pytest.raises(DownloadError, match=f"HTTP {status}"):
+        zoo.download(url, tmp_path / "m.pth", sha256=DIGEST)
+    assert len(server.requests_for("/w/model.pth")) == 1
+    assert leftovers(tmp_path) == []
+
+
+def test_too_long_content_length_is_caught_and_resumed(published, tmp_path):
+    server, url = published
+    server.faults["/w/model.pth"] = [("length", 100)]
+    assert zoo.download(url, tmp_path / "m.pth", sha256=DIGEST).read_bytes() == DATA
+    assert server.requests_for("/w/model.pth")[1]["Range"] == f"bytes={len(DATA)}-"
+
+
+def test_a_lying_content_length_never_leaves_a_file(published, tmp_path):
+    server, url = published
+    server.faults["/w/model.pth"] = [("length", -100)] * 3
+    with pytest.raises(IntegrityError, match=f"expected {DIGEST}"):
+        zoo.download(url, tmp_path / "m.pth", sha256=DIGEST)
+    assert leftovers(tmp_path) == []
+
+
+def test_announced_size_must_match_the_expected_size(published, tmp_path):
+    _, url = published
+    with pytest.raises(DownloadError, match=f"announces {len(DATA)} bytes, expected 12"):
+        zoo.download(url, tmp_path / "m.pth", sha256=DIGEST, size=12)
+    assert leftovers(tmp_path) == []
+
+
+def test_wrong_bytes_fail_verification_and_are_deleted(published, tmp_path):
+    server, url = published
+    server.faults["/w/model.pth"] = [("corrupt",)]
+    with pytest.raises(IntegrityError) as info:
+        zoo.download(url, tmp_path / "m.pth", sha256=DIGEST)
+    bad = hashlib.sha256(bytes(b ^ 0xFF for b in DATA[:64]) + DATA[64:]).hexdigest()
+    assert f"sha256 {bad}, expected {DIGEST}" in str(info.value) and url in str(info.value)
+    assert leftovers(tmp_path) == []
+
+
+def test_a_stalled_transfer_times_out_and_resumes(published, tmp_path, monkeypatch):
+    server, url = published
+    monkeypatch.setattr(transfer, "READ_TIMEOUT", 0.3)
+    server.faults["/w/model.pth"] = [("stall", 3)]
+    started = time.monotonic()
+    assert zoo.download(url, tmp_path / "m.pth", sha256=DIGEST).read_bytes() == DATA
+    assert time.monotonic() - started < 2.5
+    assert server.requests_for("/w/model.pth")[1]["Range"] == "bytes=10-"
+
+
+def test_a_server_that_ignores_range_restarts_cleanly(published, tmp_path):
+    server, url = published
+    server.faults["/w/model.pth"] = [("drop", 5000), ("ignore_range",)]
+    assert zoo.download(url, tmp_path / "m.pth", sha256=DIGEST).read_bytes() == DATA
+
+
+def test_unhashed_download_and_prefix_warning(published, tmp_path):
+    _, url = published
+    assert zoo.download(url, tmp_path / "a.pth").read_bytes() == DATA
+    with pytest.warns(UserWarning, match="verification is partial"):
+        zoo.download(url, tmp_path / "b.pth", sha256=DIGEST[:8])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per file and process
+        zoo.download(url, tmp_path / "b.pth", sha256=DIGEST[:8])
+
+
+def test_headers_go_to_the_first_host_only(server, tmp_path):
+    from faulty_server import FaultyServer
+
+    other = FaultyServer().start()
+    try:
+        other.files["/f.bin"] = DATA
+        server.faults["/f.bin"] = [("redirect", f"{other.url}/f.bin")]
+        zoo_headers = {"Authorization": "Bearer secret-token"}
+        path = transfer.download(
+            f"{server.url}/f.bin", tmp_path / "f.bin", sha256=DIGEST, headers=zoo_headers
+        )
+        assert path.read_bytes() == DATA
+        assert server.requests_for("/f.bin")[0]["Authorization"] == "Bearer secret-token"
+        assert "Authorization" not in other.requests_for("/f.bin")[0]
+    finally:
+        other.stop()
+
+
+def test_file_urls_are_copied_and_verified(tmp_path):
+    src = tmp_path / "src.bin"
+    src.write_bytes(DATA)
+    assert zoo.download(src.as_uri(), tmp_path / "dst.bin", sha256=DIGEST).read_bytes() == DATA
+    with pytest.raises(DownloadError, match="No such file"):
+        zoo.download((tmp_path / "missing.bin").as_uri(), tmp_path / "x.bin")
+
+
+def test_offline_makes_no_connection(published, tmp_path, monkeypatch):
+    server, url = published
+    monkeypatch.setenv("ZOO_OFFLINE", "1")
+    with pytest.raises(DownloadError, match="offline"):
+        zoo.download(url, tmp_path / "m.pth")
+    assert server.connections == 0
+
+
+def _download_in_child(url: str, dst: str) -> None:
+    transfer.download(url, dst, sha256=DIGEST)
+
+
+def test_concurrent_processes_download_once(published, tmp_path):
+    server, url = published
+    server.faults["/w/model.pth"] = [("slow", 1.0)]
+    ctx = multiprocessing.get_context("fork")  # the children need only the already imported zoo
+    procs = [ctx.Process(target=_download_in_child, args=(url, str(tmp_path / "m.pth"))) for _ in range(8)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0] * 8
+    assert len(server.requests_for("/w/model.pth")) == 1
+    assert (tmp_path / "m.pth").read_bytes() == DATA
+
+
+def test_a_killed_download_is_resumed_by_the_next_process(published, tmp_path):
+    server, url = published
+    server.faults["/w/model.pth"] = [("slow", 30)]
+    part = tmp_path / "m.pth.part"
+    child = multiprocessing.get_context("fork").Process(
+        target=_download_in_child, args=(url, str(tmp_path / "m.pth"))
+    )
+    child.start()
+    deadline = time.monotonic() + 20
+    while not (part.exists() and part.stat().st_size > 0) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child.kill()  # SIGKILL: no cleanup, its lock is released by the kernel
+    child.join()
+    kept = part.stat().st_size
+    assert 0 < kept < len(DATA)
+    assert zoo.download(url, tmp_path / "m.pth", sha256=DIGEST).read_bytes() == DATA
+    assert server.requests_for("/w/model.pth")[-1]["Range"] == f"bytes={kept}-"
+    assert leftovers(tmp_path) == ["m.pth"]
