@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -35,20 +36,24 @@ def sha256_of(path: Path) -> str:
 def test_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
     """Write weight files into the zoo cache and a manifest that knows them (with true hashes).
 
-    Call it with `{key: (state_dict, extra_entry_fields)}` and optional `defaults`; it returns the
-    cache folder. The real manifest's entries are kept, so the zoo's own keys still resolve.
+    Call it with `{key: (state_dict or path of a file to copy, extra_entry_fields)}` and optional
+    `defaults`; it returns the cache folder. The real manifest's entries are kept, so the zoo's own keys still resolve.
     """
     cache = tmp_path / "zoo_home" / "weights"
 
     def write(
-        entries: dict[str, tuple[dict[str, torch.Tensor], dict]], defaults: dict[str, str] | None = None
+        entries: dict[str, tuple[dict[str, torch.Tensor] | Path, dict]],
+        defaults: dict[str, str] | None = None,
     ) -> Path:
         data = manifest.read_raw(manifest.DEFAULT_MANIFEST)
         cache.mkdir(parents=True, exist_ok=True)
         for key, (state_dict, extra) in entries.items():
             arch = key.split(".")[0]
             file_name = extra.pop("file_name", f"{key.replace('.', '-')}.pth")
-            torch.save(state_dict, cache / file_name)
+            if isinstance(state_dict, Path):
+                shutil.copyfile(state_dict, cache / file_name)
+            else:
+                torch.save(state_dict, cache / file_name)
             data["weights"][key] = {
                 "arch": arch,
                 "file_name": file_name,

@@ -56,18 +56,18 @@ def _torch_load_file(path: Path, mmap: bool) -> object:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def load_state_dict(path: str | os.PathLike, *, mmap: bool = False) -> StateDict:
-    """Read a state dict from `.safetensors` or a torch pickle, refusing anything but plain data.
+def read_checkpoint(path: str | os.PathLike, *, mmap: bool = False) -> object:
+    """The whole object saved in a weight file, read without running code from it.
 
-    `mmap=True` maps a torch file instead of reading it: the tensors then stay backed by the file, so use it
-    only for files that are never rewritten in place (the zoo's caches replace files by renaming).
+    Tensors, plain containers and numbers only, plus the legacy classes of `LEGACY_CLASSES`, which become
+    plain stand-ins (the GAN zoo's config). Anything else is refused with UnsafeCheckpointError.
     """
     path = Path(path)
     _reject_non_weights(path)
     try:
         if path.suffix == ".safetensors":
             return _load_safetensors(str(path))
-        obj = _torch_load(path, mmap)
+        return _torch_load(path, mmap)
     except pickle.UnpicklingError as e:
         if "global" not in str(e).lower():  # torch names the class it refused; anything else is junk
             raise ZooError(f"{path} is not a weight file: {_first_line(e)}") from e
@@ -79,7 +79,16 @@ def load_state_dict(path: str | os.PathLike, *, mmap: bool = False) -> StateDict
         raise ZooError(
             f"{path} is not a readable weight file (truncated or corrupt?): {_first_line(e)}"
         ) from e
-    return _unwrap(obj, path)
+
+
+def load_state_dict(path: str | os.PathLike, *, mmap: bool = False) -> StateDict:
+    """Read a state dict from `.safetensors` or a torch pickle, refusing anything but plain data.
+
+    Wrapped checkpoints (`{"state_dict": ...}`, the GAN zoo's `{"config", "netG", ...}`) give the model's
+    part. `mmap=True` maps a torch file instead of reading it: the tensors then stay backed by the file,
+    so use it only for files that are never rewritten in place (the zoo's caches replace files by renaming).
+    """
+    return _unwrap(read_checkpoint(path, mmap=mmap), Path(path))
 
 
 def _reject_non_weights(path: Path) -> None:

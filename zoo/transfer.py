@@ -70,6 +70,7 @@ def download(
     size: int | None = None,
     headers: dict[str, str] | None = None,
     offline: bool | None = None,
+    label: str | None = None,
 ) -> Path:
     """Download `url` (http, https or file) to `dst` and return its path, verified against `sha256`.
 
@@ -77,7 +78,7 @@ def download(
     inside it. `sha256` may be a full digest or a prefix (verification is then partial, with a warning).
     With `sha256` given, a `dst` that already holds the right file is returned without a transfer.
     `progress=None` shows a bar only when stderr is a terminal. `headers` (e.g. a token) are sent to the
-    URL's own host only, never to a redirect target on another host.
+    URL's own host only, never to a redirect target on another host. `label` names the file in warnings.
     """
     if is_offline(offline) and is_remote(url):
         raise DownloadError(f"offline (ZOO_OFFLINE or offline=True): not downloading {show_url(url)}")
@@ -94,12 +95,14 @@ def download(
     try:
         if sha256 is not None and target.is_file():
             try:
-                integrity.check(target, sha256, what=target.name)
+                integrity.check(target, sha256, what=label or target.name)
                 return target
             except IntegrityError:
                 integrity.forget(target)
                 target.unlink()
-        return _fetch(url, target, sha256=sha256, show=show, size=size, headers=headers or {})
+        path = _fetch(url, target, sha256=sha256, show=show, size=size, headers=headers or {})
+        integrity.warn_if_partial(label or target.name, sha256)
+        return path
     finally:
         lock.release()
 
@@ -160,7 +163,6 @@ def _fetch(
             fresh_retry = False
     os.replace(part.path, target)
     integrity.remember(target, actual)
-    integrity.warn_if_partial(target.name, sha256)
     return target
 
 

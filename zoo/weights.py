@@ -79,7 +79,9 @@ def resolve(w: Weights, *, progress: bool | None = None, offline: bool | None = 
             skipped.append(url)
             continue
         try:
-            return download(url, zoo_copy, sha256=expected, progress=progress, size=w.size, offline=offline)
+            return download(
+                url, zoo_copy, sha256=expected, progress=progress, size=w.size, offline=offline, label=w.key
+            )
         except (DownloadError, IntegrityError) as e:
             tried.append(str(e))
     raise _not_found(w, expected, tried, skipped)
