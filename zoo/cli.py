@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import hub, manifest, registry, weights
+from . import cli_cache, hub, manifest, registry, weights
 from .errors import ZooError
 from .manifest import Weights
 
@@ -128,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("help", cmd_help, "show the docstring of a hub repo's entry point")
     p.add_argument("repo", help="a local directory holding hubconf.py")
     p.add_argument("entry")
+    cli_cache.register(sub, _emit, _table)
     return parser
 
 

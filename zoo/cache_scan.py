@@ -1,0 +1,106 @@
+"""What the zoo's weight cache holds, and removing from it: `zoo cache ls / verify / rm / prune`."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import cache, integrity, manifest
+from .manifest import Weights
+from .weights import expected_sha256
+
+PARTIAL_SUFFIXES = (".part", ".lock")
+_UNITS = {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+@dataclass
+class CachedFile:
+    """A file of the zoo's weight cache and the manifest entries that name it."""
+
+    path: Path
+    size: int
+    last_used: float  # seconds since the epoch (the file's atime, set on every use)
+    entries: list[Weights] = field(default_factory=list)
+
+    @property
+    def keys(self) -> list[str]:
+        return [w.key for w in self.entries]
+
+    def expected(self) -> str | None:
+        """The hash the file must have: the first entry's (pinned full hash if there is one)."""
+        return expected_sha256(self.entries[0]) if self.entries else None
+
+    def state(self, *, rehash: bool = False) -> str:
+        """ "ok", "partial" (only a hash prefix is known), "bad", "unchecked" or "unknown" (no entry)."""
+        digest = integrity.digest(self.path, rehash=True) if rehash else integrity.known_digest(self.path)
+        expected = self.expected()
+        if digest is None:
+            return "unchecked"
+        if expected is None:
+            return "unknown"
+        if not integrity.matches(expected, digest):
+            return "bad"
+        return "ok" if len(expected) == 64 else "partial"
+
+
+def scan() -> list[CachedFile]:
+    """Every complete file in the weight cache, most recently used first."""
+    folder = cache.weights_dir()
+    if not folder.is_dir():
+        return []
+    by_file: dict[str, list[Weights]] = {}
+    for w in manifest.load().weights.values():
+        by_file.setdefault(w.file_name, []).append(w)
+    files = []
+    for path in folder.iterdir():
+        if not path.is_file() or path.name.endswith(PARTIAL_SUFFIXES):
+            continue
+        st = path.stat()
+        files.append(CachedFile(path, st.st_size, st.st_atime, by_file.get(path.name, [])))
+    return sorted(files, key=lambda f: f.last_used, reverse=True)
+
+
+def find(name: str) -> list[CachedFile]:
+    """Cached files matching a weights key, a model name (all its weights) or a file name."""
+    return [
+        f for f in scan() if name == f.path.name or name in f.keys or any(w.arch == name for w in f.entries)
+    ]
+
+
+def remove(f: CachedFile) -> None:
+    """Delete a cached file and what is remembered about it."""
+    integrity.forget(f.path)
+    f.path.unlink(missing_ok=True)
+
+
+def prune(max_bytes: int, *, dry_run: bool = False) -> list[CachedFile]:
+    """Remove least recently used files until the cache holds at most `max_bytes`; return those removed."""
+    files = scan()
+    total = sum(f.size for f in files)
+    removed = []
+    for f in reversed(files):  # oldest use first
+        if total <= max_bytes:
+            break
+        if not dry_run:
+            remove(f)
+        total -= f.size
+        removed.append(f)
+    return removed
+
+
+def parse_size(text: str) -> int:
+    """Bytes in a size like "500M", "2G", "1.5GB", "10 MiB" or "0" (binary units)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*", text.upper())
+    if m is None:
+        raise ValueError(f"not a size: {text!r} (use e.g. 500M, 2G, 1.5GB)")
+    return int(float(m.group(1)) * _UNITS[m.group(2)])
+
+
+def human_size(n: float) -> str:
+    """`n` bytes as "12.3 MB"-style text (binary units)."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"

@@ -1,0 +1,149 @@
+"""`zoo fetch` and `zoo cache {dir,ls,verify,rm,prune}`: the weight cache from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from typing import Any
+
+from . import cache, cache_scan, integrity, manifest, registry, weights
+from .cache_scan import human_size
+from .errors import ZooError
+from .manifest import Weights
+
+Emit = Callable[[argparse.Namespace, Any, str], None]
+Table = Callable[[list[list[str]], list[str]], str]
+
+
+def _wanted(names: list[str], every: bool) -> list[Weights]:
+    m = manifest.load()
+    picked: list[Weights] = []
+    for name in names:
+        if name in m.weights or "." in name:
+            picked.append(registry.get_weights(name))
+            continue
+        arch = registry.canonical_name(name)
+        if every:
+            picked.extend(m.for_arch(arch))
+        elif arch in m.defaults:
+            picked.append(m.weights[m.defaults[arch]])
+        else:
+            raise ZooError(f"{arch} has no default weights; `zoo info {arch}` lists them")
+    return picked
+
+
+def register(sub: argparse._SubParsersAction, emit: Emit, table: Table) -> None:
+    """Add `fetch` and `cache` to the CLI's subcommands."""
+
+    def fetch(args: argparse.Namespace) -> int:
+        done = []
+        for w in _wanted(args.names, args.all):
+            path = weights.resolve(w, progress=None)
+            done.append({"key": w.key, "path": str(path)})
+            if not args.json:
+                print(f"{w.key}  {path}")
+        if args.json:
+            emit(args, done, "")
+        return 0
+
+    def cache_dir(args: argparse.Namespace) -> int:
+        emit(args, {"home": str(cache.home()), "weights": str(cache.weights_dir())}, str(cache.home()))
+        return 0
+
+    def cache_ls(args: argparse.Namespace) -> int:
+        files = cache_scan.scan()
+        data = [
+            {
+                "file": f.path.name,
+                "keys": f.keys,
+                "size": f.size,
+                "verified": f.state(),
+                "last_used": time.strftime("%Y-%m-%d %H:%M", time.localtime(f.last_used)),
+            }
+            for f in files
+        ]
+        rows = [
+            [", ".join(d["keys"]) or "-", d["file"], human_size(d["size"]), d["verified"], d["last_used"]]
+            for d in data
+        ]
+        total = f"{len(files)} files, {human_size(sum(f.size for f in files))} in {cache.weights_dir()}"
+        text = table(rows, ["key", "file", "size", "verified", "last used"]) + "\n" + total if rows else total
+        emit(args, data, text)
+        return 0
+
+    def cache_verify(args: argparse.Namespace) -> int:
+        files = [f for name in args.names for f in cache_scan.find(name)] if args.names else cache_scan.scan()
+        if args.names and not files:
+            raise ZooError(f"nothing cached for {', '.join(args.names)}; `zoo cache ls` shows the cache")
+        results, bad = [], 0
+        for f in files:
+            state = f.state(rehash=True)
+            if state == "bad":
+                bad += 1
+                cache_scan.remove(f)  # never left where it could be used
+            pinned = state == "partial" and args.pin
+            if pinned:
+                for w in f.entries:
+                    integrity.pin(w.key, integrity.digest(f.path))
+                state = "ok (pinned)"
+            results.append({"file": f.path.name, "keys": f.keys, "state": state})
+        lines = [
+            f"{r['state']:<12} {r['file']}" + (" (deleted)" if r["state"] == "bad" else "") for r in results
+        ]
+        lines.append(f"{len(results)} files checked, {bad} bad")
+        emit(args, results, "\n".join(lines))
+        return 1 if bad else 0
+
+    def cache_rm(args: argparse.Namespace) -> int:
+        removed = []
+        for name in args.names:
+            found = cache_scan.find(name)
+            if not found:
+                raise ZooError(f"nothing cached for {name!r}; `zoo cache ls` shows the cache")
+            for f in found:
+                cache_scan.remove(f)
+                removed.append(f.path.name)
+        emit(args, removed, "\n".join(f"removed {n}" for n in removed))
+        return 0
+
+    def cache_prune(args: argparse.Namespace) -> int:
+        try:
+            limit = cache_scan.parse_size(args.max_size)
+        except ValueError as e:
+            raise ZooError(str(e)) from None
+        removed = cache_scan.prune(limit, dry_run=args.dry_run)
+        verb = "would remove" if args.dry_run else "removed"
+        lines = [f"{verb} {f.path.name} ({human_size(f.size)})" for f in removed]
+        lines.append(f"{verb} {len(removed)} files, {human_size(sum(f.size for f in removed))}")
+        emit(args, [f.path.name for f in removed], "\n".join(lines))
+        return 0
+
+    def add(parent: argparse._SubParsersAction, name: str, fn: Any, help: str) -> argparse.ArgumentParser:
+        p = parent.add_parser(name, help=help, description=help)
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        p.set_defaults(func=fn)
+        return p
+
+    p = add(sub, "fetch", fetch, "download weights ahead of time (a model's default, or weights keys)")
+    p.add_argument("names", nargs="+", metavar="MODEL|KEY")
+    p.add_argument(
+        "--all", action="store_true", help="every weights of the named models, not only the default"
+    )
+
+    c = sub.add_parser(
+        "cache", help="inspect and trim the weight cache", description="the zoo's weight cache"
+    )
+    csub = c.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
+    add(csub, "dir", cache_dir, "print the zoo home (ZOO_HOME, else the user cache dir)")
+    add(csub, "ls", cache_ls, "list cached weight files: key, size, verified, last used")
+    p = add(csub, "verify", cache_verify, "re-hash cached files; delete those that fail")
+    p.add_argument("names", nargs="*", metavar="MODEL|KEY|FILE")
+    p.add_argument(
+        "--pin", action="store_true", help="record full hashes of files whose entry knows a prefix"
+    )
+    p = add(csub, "rm", cache_rm, "remove cached files")
+    p.add_argument("names", nargs="+", metavar="MODEL|KEY|FILE")
+    p = add(csub, "prune", cache_prune, "remove least recently used files down to a size")
+    p.add_argument("--max-size", required=True, help="e.g. 500M, 2G, 0")
+    p.add_argument("--dry-run", action="store_true", help="only show what would be removed")
