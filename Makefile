@@ -25,3 +25,4 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/load.py --rounds 9
+	$(PY) bench/download.py --rounds 5
