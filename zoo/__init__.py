@@ -6,12 +6,15 @@ from .errors import ZooError
 from .hub import help, list, load
 from .manifest import Weights
 from .registry import get_model, get_weights, list_models, list_weights
+from .tasks import classify, generate, translate
 from .transfer import download
 
 __all__ = [
     "Weights",
     "ZooError",
+    "classify",
     "download",
+    "generate",
     "get_model",
     "get_weights",
     "help",
@@ -19,4 +22,5 @@ __all__ = [
     "list_models",
     "list_weights",
     "load",
+    "translate",
 ]

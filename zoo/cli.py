@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import cli_cache, hub, manifest, registry, weights
+from . import cli_cache, cli_tasks, hub, manifest, registry, weights
 from .errors import ZooError
 from .manifest import Weights
 
@@ -129,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("repo", help="a local directory holding hubconf.py")
     p.add_argument("entry")
     cli_cache.register(sub, _emit, _table)
+    cli_tasks.register(sub)
     return parser
 
 
@@ -139,6 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except ZooError as e:
         print(f"zoo: error: {e}", file=sys.stderr)
+        if getattr(args, "json", False):  # scripts reading stdout still get JSON
+            print(json.dumps({"error": str(e)}))
         return 1
     except KeyboardInterrupt:
         print("zoo: interrupted", file=sys.stderr)

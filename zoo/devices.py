@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from .errors import ZooError
@@ -23,3 +25,23 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
                 f"device {device!r} does not exist: {torch.cuda.device_count()} CUDA device(s) found"
             )
     return dev
+
+
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast(device: torch.device, precision: str = "fp32") -> contextlib.AbstractContextManager:
+    """The autocast context for `precision` ("fp32", "bf16", "fp16") on `device`; fp32 needs none."""
+    if precision not in PRECISIONS:
+        raise ZooError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=PRECISIONS[precision])
+
+
+def for_inference(model: torch.nn.Module, precision: str = "fp32") -> torch.nn.Module:
+    """`model` in eval mode; channels-last memory when running in reduced precision (faster convolutions)."""
+    model.eval()
+    if precision != "fp32":
+        model.to(memory_format=torch.channels_last)
+    return model

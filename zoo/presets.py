@@ -38,3 +38,17 @@ def build(spec: dict[str, Any] | None) -> Any:
     if "interpolation" in spec:  # stored by value in JSON
         spec["interpolation"] = T.InterpolationMode(spec["interpolation"])
     return _PRESETS[name](**spec)
+
+
+def image_classification_train(eval_preset: ImageClassification) -> T.Compose:
+    """Training-time augmentation matching an evaluation preset: random resized crop and flip, then the same
+    normalisation (torchvision's classification recipe)."""
+    return T.Compose(
+        [
+            T.RandomResizedCrop(eval_preset.crop_size[0], interpolation=eval_preset.interpolation),
+            T.RandomHorizontalFlip(),
+            T.PILToTensor(),
+            T.ConvertImageDtype(torch.float),
+            T.Normalize(eval_preset.mean, eval_preset.std),
+        ]
+    )

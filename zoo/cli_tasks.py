@@ -1,0 +1,179 @@
+"""`zoo classify`, `zoo translate`, `zoo generate` and `zoo finetune`: the book's workflows as commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import ZooError
+from .images import IMAGE_SUFFIXES, ImageError, find_images
+
+SAVE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def _weights(value: str) -> Any:
+    return None if value.lower() == "none" else value
+
+
+def _report(errors: list[ImageError]) -> None:
+    for e in errors:
+        print(f"zoo: error: {e}", file=sys.stderr)
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from .tasks import Classifier  # torch-heavy imports only for the commands that need them
+
+    paths, errors = find_images(args.inputs)
+    if not args.json:
+        _report(errors)
+    results = []
+    if paths:
+        classifier = Classifier(
+            args.model, _weights(args.weights), device=args.device, precision=args.precision
+        )
+        for path, outcome in classifier.run(paths, topk=args.topk, batch_size=args.batch_size):
+            if isinstance(outcome, ImageError):
+                errors.append(outcome)
+                if not args.json:
+                    _report([outcome])
+                continue
+            results.append(
+                {"path": str(path), "predictions": [{"label": lb, "percent": p} for lb, p in outcome]}
+            )
+            if not args.json:
+                print(path)
+                for label, percent in outcome:
+                    print(f"  {label} {percent:.2f}")
+    if args.json:
+        print(json.dumps({"results": results, "errors": [str(e) for e in errors]}, indent=2))
+    return 1 if errors else 0
+
+
+def cmd_translate(args: argparse.Namespace) -> int:
+    from .tasks import Translator
+
+    paths, errors = find_images(args.inputs)
+    out = Path(args.output)
+    single_file = out.suffix.lower() in SAVE_SUFFIXES
+    if single_file and len(args.inputs) > 1:
+        raise ZooError(f"-o {out} is a file name, but several images were given; pass a folder")
+    written = []
+    if paths:
+        translator = Translator(args.model, _weights(args.weights), device=args.device, size=args.size)
+        if not single_file:
+            out.mkdir(parents=True, exist_ok=True)
+        for path in paths:
+            try:
+                image = translator(path)
+            except ImageError as e:
+                errors.append(e)
+                continue
+            target = out if single_file else out / f"{path.stem}.png"
+            image.save(target)
+            written.append({"input": str(path), "output": str(target), "size": list(image.size)})
+            if not args.json:
+                print(f"{path} -> {target} ({image.width}x{image.height})")
+    if not args.json:
+        _report(errors)
+    else:
+        print(json.dumps({"results": written, "errors": [str(e) for e in errors]}, indent=2))
+    return 1 if errors else 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from .tasks import generate, save_grid
+
+    out = Path(args.output)
+    if out.suffix.lower() not in SAVE_SUFFIXES:
+        raise ZooError(f"-o {out}: give an image file name ending in one of {', '.join(SAVE_SUFFIXES)}")
+    if args.n < 1:
+        raise ZooError("-n must be at least 1")
+    images = generate(
+        args.n, model=args.model, weights=_weights(args.weights), device=args.device, seed=args.seed
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_grid(images, out, nrow=args.nrow)
+    info = {"output": str(out), "n": args.n, "image_size": list(images.shape[1:]), "seed": args.seed}
+    print(json.dumps(info, indent=2) if args.json else f"wrote {args.n} images to {out}")
+    return 0
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from .tasks import finetune
+
+    log = (lambda line: print(line, file=sys.stderr)) if args.json else print
+    card = finetune(
+        args.data_dir,
+        args.output,
+        model=args.model,
+        weights=_weights(args.weights),
+        epochs=args.epochs,
+        freeze_backbone=args.freeze_backbone,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        val_fraction=args.val_fraction,
+        image_size=args.image_size,
+        device=args.device,
+        seed=args.seed,
+        workers=args.workers,
+        log=log,
+    )
+    if args.json:
+        print(json.dumps(card, indent=2))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the task commands to the CLI's subcommands."""
+
+    def add(name: str, fn: Any, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
+        p.set_defaults(func=fn)
+        return p
+
+    p = add("classify", cmd_classify, "label images with an ImageNet (or your fine-tuned) classifier")
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="IMAGE|DIR",
+        help=f"images or folders ({' '.join(sorted(IMAGE_SUFFIXES))})",
+    )
+    p.add_argument("--model", default="resnet101")
+    p.add_argument("--weights", default="DEFAULT", help="a weights key or tag, a local file, or none")
+    p.add_argument("--topk", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
+
+    p = add("translate", cmd_translate, "translate images with the CycleGAN (horse to zebra)")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE|DIR")
+    p.add_argument("-o", "--output", required=True, help="an image file (one input) or a folder")
+    p.add_argument("--model", default="cyclegan")
+    p.add_argument("--weights", default="horse2zebra")
+    p.add_argument("--size", type=int, default=256, help="shorter side of the input, as in the book (256)")
+
+    p = add("generate", cmd_generate, "generate images from noise and save them as a grid")
+    p.add_argument("-n", type=int, default=64, help="number of images")
+    p.add_argument("-o", "--output", required=True, help="grid image file, e.g. grid.png")
+    p.add_argument("--model", default="dcgan")
+    p.add_argument("--weights", default="DEFAULT")
+    p.add_argument("--nrow", type=int, default=8, help="images per row")
+    p.add_argument("--seed", type=int, help="the same seed gives the same grid")
+
+    p = add("finetune", cmd_finetune, "fine-tune a classifier on an ImageFolder (one sub-folder per class)")
+    p.add_argument("data_dir", metavar="DATA_DIR")
+    p.add_argument("-o", "--output", required=True, help="folder for model.safetensors and model.json")
+    p.add_argument("--model", default="resnet18")
+    p.add_argument("--weights", default="DEFAULT", help="pretrained weights to start from, or none")
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--freeze-backbone", action="store_true", help="train only the new head")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--image-size", type=int, help="crop size instead of the preset's (smaller is faster)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, help="data-loading processes (default: up to 4)")

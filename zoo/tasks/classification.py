@@ -1,0 +1,159 @@
+"""Image classification as in the book: preset preprocessing, softmax x 100, the top labels."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from torchvision.transforms._presets import ImageClassification
+
+from .. import presets, registry
+from ..devices import autocast, for_inference, resolve_device
+from ..errors import ZooError
+from ..images import ImageError, open_image, to_rgb
+from ..manifest import Weights
+from .prefetch import prefetch
+
+ImageInput = str | os.PathLike | Image.Image
+Prediction = list[tuple[str, float]]
+
+
+def sidecar(weights: Weights | Path | None) -> dict[str, Any]:
+    """The JSON beside a local weight file (`model.json` for `model.safetensors`, as `zoo finetune` writes)."""
+    if not isinstance(weights, Path):
+        return {}
+    try:
+        data = json.loads(weights.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def categories_for(weights: Weights | Path | None, num_classes: int) -> list[str]:
+    """Class names: the weights' categories, those of a local file's JSON sidecar, else "class N"."""
+    if isinstance(weights, Weights) and weights.categories:
+        return list(weights.categories)
+    names = sidecar(weights).get("categories")
+    if isinstance(names, list) and len(names) == num_classes:
+        return [str(n) for n in names]
+    return [f"class {i}" for i in range(num_classes)]
+
+
+class Classifier:
+    """A classifier with its preprocessing and labels, ready to run on batches of images."""
+
+    def __init__(
+        self,
+        model: str = "resnet101",
+        weights: Any = "DEFAULT",
+        *,
+        device: str | torch.device | None = None,
+        precision: str = "fp32",
+    ) -> None:
+        self.device = resolve_device(device)
+        self.precision = precision
+        autocast(self.device, precision)  # rejects an unknown precision before any work
+        arch = registry.canonical_name(model)
+        resolved = registry.resolve_weights(arch, weights)
+        self.model = for_inference(registry.get_model(arch, weights=resolved, device=self.device), precision)
+        if isinstance(resolved, Weights):
+            preset = resolved.transforms()
+        else:
+            preset = presets.build(sidecar(resolved).get("transforms"))
+        self.transform = (
+            preset if isinstance(preset, ImageClassification) else ImageClassification(crop_size=224)
+        )
+        num_classes = self._num_classes()
+        self.categories = categories_for(resolved, num_classes)
+
+    def _num_classes(self) -> int:
+        linears = [m for m in self.model.modules() if isinstance(m, torch.nn.Linear)]
+        if not linears:
+            raise ZooError(f"{type(self.model).__name__} has no Linear head: not a classifier")
+        return linears[-1].out_features
+
+    def prepare(self, image: ImageInput) -> torch.Tensor:
+        """One image (a path or a PIL image) as the model's normalised input tensor (C, H, W)."""
+        if isinstance(image, Image.Image):
+            pil = to_rgb(image)
+        else:
+            pil = open_image(image, min_side=self.transform.resize_size[0])
+        return self.transform(pil)
+
+    @torch.inference_mode()
+    def predict(self, batch: torch.Tensor, topk: int) -> list[Prediction]:
+        """Top-k (label, percent) for a batch of prepared tensors, best first."""
+        x = batch.to(self.device, non_blocking=True)
+        if self.precision != "fp32":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(self.device, self.precision):
+            logits = self.model(x)
+        percent = torch.softmax(logits.float(), dim=1) * 100
+        values, indices = percent.topk(min(topk, percent.shape[1]), dim=1)
+        return [
+            [(self.categories[i], float(v)) for v, i in zip(vs, ix, strict=True)]
+            for vs, ix in zip(values.tolist(), indices.tolist(), strict=True)
+        ]
+
+    def run(
+        self, images: Iterable[ImageInput], *, topk: int = 5, batch_size: int = 32
+    ) -> Iterator[tuple[ImageInput, Prediction | ImageError]]:
+        """Classify `images` in order, preparing the next ones while the model runs.
+
+        Yields `(image, prediction)`, or `(image, ImageError)` for an input that could not be read.
+        """
+        if batch_size < 1 or topk < 1:
+            raise ValueError("batch_size and topk must be at least 1")
+        batch: list[tuple[ImageInput, torch.Tensor]] = []
+        for item, prepared in prefetch(self.prepare, images, ahead=2 * batch_size):
+            if isinstance(prepared, ImageError):
+                yield from self._flush(batch, topk)
+                batch = []
+                yield item, prepared
+                continue
+            if isinstance(prepared, Exception):
+                raise prepared
+            batch.append((item, prepared))
+            if len(batch) == batch_size:
+                yield from self._flush(batch, topk)
+                batch = []
+        yield from self._flush(batch, topk)
+
+    def _flush(
+        self, batch: Sequence[tuple[ImageInput, torch.Tensor]], topk: int
+    ) -> Iterator[tuple[ImageInput, Prediction]]:
+        if not batch:
+            return
+        predictions = self.predict(torch.stack([t for _, t in batch]), topk)
+        yield from zip((item for item, _ in batch), predictions, strict=True)
+
+
+def classify(
+    images: ImageInput | Iterable[ImageInput],
+    *,
+    model: str = "resnet101",
+    weights: Any = "DEFAULT",
+    topk: int = 5,
+    device: str | torch.device | None = None,
+    batch_size: int = 32,
+    precision: str = "fp32",
+) -> list[Prediction]:
+    """Top-k labels of each image, as `[(label, percent), ...]` best first (softmax x 100, as in the book).
+
+    `images`: a path, a PIL image, or a list of them. `precision`: "fp32", "bf16" or "fp16" (autocast, with
+    channels-last memory). A file that cannot be read raises zoo.images.ImageError naming it.
+    """
+    single = isinstance(images, (str, os.PathLike, Image.Image))
+    items = [images] if single else list(images)
+    classifier = Classifier(model, weights, device=device, precision=precision)
+    results: list[Prediction] = []
+    for _, outcome in classifier.run(items, topk=topk, batch_size=batch_size):
+        if isinstance(outcome, ImageError):
+            raise outcome
+        results.append(outcome)
+    return results
