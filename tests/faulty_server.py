@@ -96,7 +96,7 @@ class _Handler(BaseHTTPRequestHandler):
         if ranged and kind != "ignore_range":
             start = int(ranged.group(1))
             if start >= len(body):
-                return self._plain(416, b"")
+                return self._plain(416, b"", {"Content-Range": f"bytes */{len(body)}"})
             self.send_response(206)
             self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
         else:
@@ -128,8 +128,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._cut()
         return None
 
-    def _plain(self, status: int, body: bytes) -> None:
+    def _plain(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)

@@ -113,3 +113,28 @@ def test_code_hidden_in_a_gan_zoo_config_is_refused(gan_zoo_module, tmp_path):
     with pytest.raises(UnsafeCheckpointError):
         load_state_dict(f)
     assert not marker.exists()
+
+
+def test_gan_zoo_config_attributes_stay_data(gan_zoo_module, tmp_path):
+    f = gan_zoo_checkpoint(gan_zoo_module, tmp_path / "g.pth", DCGANGenerator(), as_dict="shadow")
+    config = read_checkpoint(f)["config"]
+    assert config.dimLatentVector == 64 and config.as_dict()["as_dict"] == "shadow"
+
+
+def test_a_config_that_contains_itself(gan_zoo_module, tmp_path):
+    config = gan_zoo_module()
+    config.me = config
+    torch.save({"config": config, "netG": DCGANGenerator().state_dict()}, tmp_path / "c.pth")
+    sys.modules.pop("models.utils.config", None)
+    assert read_checkpoint(tmp_path / "c.pth")["config"].as_dict() == {"me": None}
+
+
+def test_a_config_built_with_arguments_is_refused_cleanly(gan_zoo_module, tmp_path):
+    class WithArgs(gan_zoo_module):
+        def __reduce__(self):
+            return (gan_zoo_module, (1, 2))
+
+    torch.save({"config": WithArgs()}, tmp_path / "a.pth")
+    sys.modules.pop("models.utils.config", None)
+    with pytest.raises(zoo.ZooError):
+        read_checkpoint(tmp_path / "a.pth")

@@ -145,3 +145,17 @@ def test_prefix_only_entries_warn_once_and_can_be_pinned(entry, monkeypatch):
     assert weights.expected_sha256(w) == full
     integrity.pin("mlp.blobs", "f" * 64)  # a pin that contradicts the manifest is ignored
     assert weights.expected_sha256(w) == full[:7]
+
+
+def test_get_model_offline_argument_makes_no_connection(entry, server):
+    with pytest.raises(WeightsNotFoundError, match="offline"):
+        zoo.get_model("mlp", device="cpu", offline=True)
+    assert server.connections == 0
+    assert zoo.get_model("mlp", device="cpu", offline=False) is not None  # the setting does not stick
+
+
+def test_a_wrong_size_is_reported_as_not_found(entry, server):
+    w, data, _ = entry
+    server.files[f"/files/{FILE}"] = data + b"extra"
+    with pytest.raises(WeightsNotFoundError, match=f"announces {len(data) + 5} bytes, expected {len(data)}"):
+        weights.resolve(w)

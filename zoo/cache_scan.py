@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import cache, integrity, manifest
 from .manifest import Weights
+from .transfer import lock_for
 from .weights import expected_sha256
 
-PARTIAL_SUFFIXES = (".part", ".lock")
+SKIPPED_SUFFIXES = (".part", ".lock")  # downloads in progress and their locks
 _UNITS = {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 
@@ -33,7 +35,13 @@ class CachedFile:
 
     def state(self, *, rehash: bool = False) -> str:
         """ "ok", "partial" (only a hash prefix is known), "bad", "unchecked" or "unknown" (no entry)."""
-        digest = integrity.digest(self.path, rehash=True) if rehash else integrity.known_digest(self.path)
+        if rehash:
+            st = self.path.stat()
+            digest = integrity.digest(self.path, rehash=True)
+            # Reading the file may move its atime, which is its "last used": put it back.
+            os.utime(self.path, ns=(st.st_atime_ns, st.st_mtime_ns))
+        else:
+            digest = integrity.known_digest(self.path)
         expected = self.expected()
         if digest is None:
             return "unchecked"
@@ -54,7 +62,7 @@ def scan() -> list[CachedFile]:
         by_file.setdefault(w.file_name, []).append(w)
     files = []
     for path in folder.iterdir():
-        if not path.is_file() or path.name.endswith(PARTIAL_SUFFIXES):
+        if not path.is_file() or path.name.endswith(SKIPPED_SUFFIXES):
             continue
         st = path.stat()
         files.append(CachedFile(path, st.st_size, st.st_atime, by_file.get(path.name, [])))
@@ -69,9 +77,10 @@ def find(name: str) -> list[CachedFile]:
 
 
 def remove(f: CachedFile) -> None:
-    """Delete a cached file and what is remembered about it."""
-    integrity.forget(f.path)
-    f.path.unlink(missing_ok=True)
+    """Delete a cached file and what is remembered about it (under its download lock)."""
+    with lock_for(f.path):
+        integrity.forget(f.path)
+        f.path.unlink(missing_ok=True)
 
 
 def prune(max_bytes: int, *, dry_run: bool = False) -> list[CachedFile]:

@@ -81,7 +81,7 @@ def register(sub: argparse._SubParsersAction, emit: Emit, table: Table) -> None:
             state = f.state(rehash=True)
             if state == "bad":
                 bad += 1
-                cache_scan.remove(f)  # never left where it could be used
+                weights.discard_if_bad(f.path, f.expected())  # never left where it could be used
             pinned = state == "partial" and args.pin
             if pinned:
                 for w in f.entries:

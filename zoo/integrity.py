@@ -7,6 +7,7 @@ truncated file is always caught.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -56,12 +57,18 @@ def remember(path: str | os.PathLike, digest: str) -> None:
     with _memo_lock:
         _memo[str(path)] = (size, mtime_ns, ino, digest)
     record = _record_path(path)
-    record.parent.mkdir(parents=True, exist_ok=True)
     tmp = record.with_name(f"{record.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(
-        json.dumps({"path": str(path), "size": size, "mtime_ns": mtime_ns, "ino": ino, "sha256": digest})
-    )
-    os.replace(tmp, record)
+    try:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(
+            json.dumps({"path": str(path), "size": size, "mtime_ns": mtime_ns, "ino": ino, "sha256": digest})
+        )
+        os.replace(tmp, record)
+    except OSError:
+        # A read-only zoo home (a copied cache on a shared mount) still serves files; this process
+        # remembers the digest in memory, later ones hash again.
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def forget(path: str | os.PathLike) -> None:
@@ -69,7 +76,8 @@ def forget(path: str | os.PathLike) -> None:
     path = Path(path).absolute()
     with _memo_lock:
         _memo.pop(str(path), None)
-    _record_path(path).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        _record_path(path).unlink(missing_ok=True)
 
 
 def known_digest(path: str | os.PathLike) -> str | None:

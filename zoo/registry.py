@@ -14,6 +14,7 @@ import torch.nn as nn
 from . import manifest
 from .errors import UnknownNameError, unknown
 from .manifest import Weights
+from .transfer import offline_mode
 
 F = TypeVar("F", bound=Callable[..., nn.Module])
 
@@ -73,9 +74,14 @@ def get_model(
     weights: Any = "DEFAULT",
     device: Any = None,
     num_classes: int | None = None,
+    offline: bool | None = None,
     **kwargs: Any,
 ) -> nn.Module:
-    """Build model `name` with `weights` ("DEFAULT", a key or tag, a local file, or None for random init)."""
+    """Build model `name` with `weights` ("DEFAULT", a key or tag, a local file, or None for random init).
+
+    `offline=True` (or `ZOO_OFFLINE=1`) never touches the network: the weights must be in a cache, bundled,
+    or in a folder mirror.
+    """
     builder = get_builder(name)
     pretrained = kwargs.pop("pretrained", None)
     # torch.hub's spelling decides when `weights` was left at its default.
@@ -83,7 +89,8 @@ def get_model(
         weights = "DEFAULT" if pretrained else None
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
-    return builder(weights=weights, device=device, **kwargs)
+    with offline_mode(offline):
+        return builder(weights=weights, device=device, **kwargs)
 
 
 def list_weights(model: str | None = None) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import threading
 from pathlib import Path
 
 import torch
@@ -23,25 +24,41 @@ class GanZooConfig:
     """Plain-data stand-in for the GAN zoo's pickled `BaseConfig`: its attributes, never its code.
 
     The GAN zoo saves `{"config": BaseConfig, "netG": ..., "netD": ..., "avgG": ...}`; torch's weights-only
-    unpickler builds this class instead of importing `models.utils.config`, and only sets its attributes.
+    unpickler builds this class instead of importing `models.utils.config`, and only hands it the pickled
+    attributes, which are kept apart from the class's own names (`config.dimLatentVector` reads them).
     """
 
     def __setstate__(self, state: object) -> None:
         if not isinstance(state, dict):
             raise pickle.UnpicklingError("the GAN zoo config's state is not a dict")
-        self.__dict__.update(state)
+        self.__dict__["_attrs"] = dict(state)
 
-    def as_dict(self) -> dict[str, object]:
-        """The config's attributes, nested configs included, as plain dicts."""
-        return {k: v.as_dict() if isinstance(v, GanZooConfig) else v for k, v in vars(self).items()}
+    def __getattr__(self, name: str) -> object:
+        try:
+            return self.__dict__["_attrs"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def as_dict(self, _seen: frozenset[int] = frozenset()) -> dict[str, object]:
+        """The config's attributes, nested configs included, as plain dicts (a cycle becomes None)."""
+        seen = _seen | {id(self)}
+        return {
+            k: (None if id(v) in seen else v.as_dict(seen)) if isinstance(v, GanZooConfig) else v
+            for k, v in self.__dict__.get("_attrs", {}).items()
+        }
 
 
 # Classes that legacy checkpoints pickle, mapped to plain stand-ins (checkpoint path -> stand-in).
 LEGACY_CLASSES: list[tuple[type, str]] = [(GanZooConfig, "models.utils.config.BaseConfig")]
 
 
+# torch keeps the allow-list process-wide: one load at a time sets and clears it, so that another
+# thread's load cannot lose the entries halfway through.
+_legacy_lock = threading.Lock()
+
+
 def _torch_load(path: Path, mmap: bool) -> object:
-    with torch.serialization.safe_globals(LEGACY_CLASSES):
+    with _legacy_lock, torch.serialization.safe_globals(LEGACY_CLASSES):
         return _torch_load_file(path, mmap)
 
 
@@ -75,7 +92,7 @@ def read_checkpoint(path: str | os.PathLike, *, mmap: bool = False) -> object:
             f"refusing to load {path}: its pickle holds objects other than tensors and plain containers, "
             "and loading them could run code; save `model.state_dict()` (or use .safetensors) instead"
         ) from e
-    except (OSError, EOFError, RuntimeError, ValueError, SafetensorError) as e:
+    except (OSError, EOFError, RuntimeError, ValueError, TypeError, SafetensorError) as e:
         raise ZooError(
             f"{path} is not a readable weight file (truncated or corrupt?): {_first_line(e)}"
         ) from e

@@ -10,11 +10,14 @@ when its holder dies, so a killed process leaves no stale lock.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import sys
 import time
+from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 from urllib.request import url2pathname
@@ -35,17 +38,41 @@ BACKOFF = 1.0  # seconds before the first retry; doubled for each further one
 MAX_BACKOFF = 30.0
 MAX_REDIRECTS = 10
 _RETRY_STATUS = {408, 425, 429}
+_sleep = time.sleep  # tests replace it to check the backoff without waiting
 
 
 class _Retry(Exception):
     """A failure worth another attempt (the partial file is kept)."""
 
 
+_offline: ContextVar[bool | None] = ContextVar("zoo_offline", default=None)
+
+
 def is_offline(offline: bool | None = None) -> bool:
-    """`offline` if given, else whether `ZOO_OFFLINE` is set to a true value."""
+    """`offline` if given, else the innermost `offline_mode`, else whether `ZOO_OFFLINE` is set to a true value."""
     if offline is not None:
         return offline
+    if _offline.get() is not None:
+        return bool(_offline.get())
     return os.environ.get("ZOO_OFFLINE", "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+@contextlib.contextmanager
+def offline_mode(offline: bool | None) -> Iterator[None]:
+    """Within the block, weight resolution and downloads follow `offline` (None: leave it as it is)."""
+    if offline is None:
+        yield
+        return
+    token = _offline.set(offline)
+    try:
+        yield
+    finally:
+        _offline.reset(token)
+
+
+def lock_for(path: Path) -> FileLock:
+    """The lock that guards writing, replacing and deleting `path` (`<path>.lock`)."""
+    return FileLock(str(path) + ".lock")
 
 
 def is_remote(url: str) -> bool:
@@ -54,11 +81,9 @@ def is_remote(url: str) -> bool:
 
 
 def show_url(url: str) -> str:
-    """`url` without any user:password part, for messages."""
+    """`url` for messages: without a user:password part or a query (signed URLs carry secrets there)."""
     parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
+    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1], query="", fragment="").geturl()
 
 
 def download(
@@ -85,7 +110,7 @@ def download(
     target = _target(url, dst)
     target.parent.mkdir(parents=True, exist_ok=True)
     show = sys.stderr.isatty() if progress is None else progress
-    lock = FileLock(str(target) + ".lock")
+    lock = lock_for(target)
     try:
         lock.acquire(timeout=0)
     except Timeout:
@@ -108,11 +133,12 @@ def download(
 
 
 def _target(url: str, dst: str | os.PathLike | None) -> Path:
-    name = unquote(urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1])
     if dst is not None and not Path(dst).expanduser().is_dir():
         return Path(dst).expanduser()
-    if not name:
-        raise DownloadError(f"cannot tell a file name from {show_url(url)}; pass dst=")
+    name = unquote(urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1])
+    # Decoded, a name could climb out of the folder (`..%2F..%2Fevil.pth`): only plain names are taken.
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise DownloadError(f"cannot tell a safe file name from {show_url(url)}; pass dst=")
     return (Path(dst).expanduser() if dst is not None else cache.weights_dir()) / name
 
 
@@ -181,20 +207,30 @@ def _transfer(
         return
     failures = 0
     while True:
+        offset = part.offset
         try:
             _stream(session, url, part, show=show, size=size, headers=headers, name=name)
             return
         except _Retry as e:
             reason = str(e)
         except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as e:
-            if isinstance(e, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema)):
-                raise DownloadError(f"{show_url(url)}: {e}") from None
+            if isinstance(e, _NOT_RETRIED):
+                raise DownloadError(f"{show_url(url)}: {_first_line(e)}") from None
             reason = _reason(e)
-        failures += 1
+        # A flaky link that makes progress each time is not given up on: only attempts in a row count.
+        failures = 1 if part.offset > offset else failures + 1
         if failures > RETRIES:
             kept = f"; {part.offset} bytes kept in {part.path} for the next try" if part.offset else ""
             raise DownloadError(f"{show_url(url)}: {reason} (gave up after {RETRIES} retries{kept})")
-        time.sleep(min(MAX_BACKOFF, BACKOFF * 2 ** (failures - 1)))
+        _sleep(min(MAX_BACKOFF, BACKOFF * 2 ** (failures - 1)))
+
+
+_NOT_RETRIED = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.SSLError,  # a certificate problem does not go away by waiting
+)
 
 
 def _reason(e: Exception) -> str:
@@ -204,7 +240,12 @@ def _reason(e: Exception) -> str:
         return "read timed out"
     if isinstance(e, (requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError)):
         return "connection dropped during the transfer"
-    return "connection failed"
+    return f"connection failed ({_first_line(e)})"
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:300] if text else type(e).__name__
 
 
 def _stream(
@@ -225,6 +266,9 @@ def _stream(
         if status >= 500 or status in _RETRY_STATUS:
             raise _Retry(f"HTTP {status} {resp.reason}")
         if status == 416 and part.offset:
+            # The `.part` may already hold the whole file (killed between the last byte and the rename).
+            if resp.headers.get("Content-Range", "").strip() == f"bytes */{part.offset}":
+                return
             part.reset()
             raise _Retry("the server refused to resume; starting again")
         if status >= 400:
@@ -240,8 +284,7 @@ def _stream(
                 total=total, initial=part.offset, disable=not show, unit="B", unit_scale=True, desc=name
             ) as bar,
         ):
-            # read1 returns what has arrived, so a dropped or stalled connection loses no byte received.
-            while chunk := resp.raw.read1(CHUNK):
+            for chunk in _chunks(resp):
                 part.add(f, chunk)
                 bar.update(len(chunk))
     if total is not None and part.offset < total:
@@ -249,6 +292,16 @@ def _stream(
     if total is not None and part.offset > total:
         part.reset()
         raise DownloadError(f"{show_url(url)}: the server sent more than the {total} bytes it announced")
+
+
+def _chunks(resp: requests.Response) -> Iterator[bytes]:
+    # read1 returns what has arrived, so a dropped or stalled connection loses no byte received.
+    read1 = getattr(resp.raw, "read1", None)
+    if read1 is None:
+        yield from resp.iter_content(1 << 16)
+        return
+    while chunk := read1(CHUNK):
+        yield chunk
 
 
 def _expected_total(resp: requests.Response, part: _Partial) -> int | None:
@@ -267,10 +320,11 @@ def _expected_total(resp: requests.Response, part: _Partial) -> int | None:
 def _get(
     session: requests.Session, url: str, headers: dict[str, str], request_headers: dict[str, str]
 ) -> requests.Response:
-    # Redirects are followed by hand: the caller's headers (tokens) go to the first host only.
-    origin = urlsplit(url).netloc
+    # Redirects are followed by hand: the caller's headers (tokens) go to the first origin only, so
+    # never to another host nor, in clear text, to http on the same host.
+    origin = _origin(url)
     for _ in range(MAX_REDIRECTS + 1):
-        same_host = urlsplit(url).netloc == origin
+        same_host = _origin(url) == origin
         resp = session.get(
             url,
             headers={
@@ -289,9 +343,16 @@ def _get(
     raise DownloadError(f"{show_url(url)}: more than {MAX_REDIRECTS} redirects")
 
 
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
+
+
 def _copy_local(url: str, part: _Partial) -> None:
     parts = urlsplit(url)
     source = Path(url2pathname(parts.path)) if parts.scheme == "file" else Path(url)
+    if not source.is_file():  # checked first: a `.part` left by an http source stays resumable
+        raise DownloadError(f"{url}: no such file")
     part.reset()
     try:
         with open(source, "rb") as src, open(part.path, "wb") as f:

@@ -16,7 +16,7 @@ from pathlib import Path
 from . import cache, integrity
 from .errors import DownloadError, IntegrityError, WeightsNotFoundError
 from .manifest import Weights
-from .transfer import download, is_offline, is_remote
+from .transfer import download, is_offline, is_remote, lock_for
 
 
 def candidates(w: Weights) -> list[Path]:
@@ -67,13 +67,13 @@ def resolve(w: Weights, *, progress: bool | None = None, offline: bool | None = 
         except IntegrityError as e:
             tried.append(_after_colon(e))
             if path == zoo_copy:
-                integrity.forget(path)
-                path.unlink(missing_ok=True)
+                discard_if_bad(path, expected)
             continue
         touch(path)
         return path
     offline = is_offline(offline)
     skipped = []
+    mismatch = bool(tried)
     for url in sources(w):
         if offline and is_remote(url):
             skipped.append(url)
@@ -84,7 +84,22 @@ def resolve(w: Weights, *, progress: bool | None = None, offline: bool | None = 
             )
         except (DownloadError, IntegrityError) as e:
             tried.append(str(e))
-    raise _not_found(w, expected, tried, skipped)
+            mismatch = mismatch or isinstance(e, IntegrityError)
+    message = _not_found(w, expected, tried, skipped)
+    raise IntegrityError(message) if mismatch else WeightsNotFoundError(message)
+
+
+def discard_if_bad(path: Path, expected: str | None) -> bool:
+    """Delete `path` if it does not have the `expected` sha256; True if it was deleted.
+
+    Checked again under the file's lock, since another process may have just put a good copy there.
+    """
+    with lock_for(path):
+        if path.is_file() and not integrity.matches(expected, integrity.digest(path)):
+            integrity.forget(path)
+            path.unlink()
+            return True
+    return False
 
 
 def touch(path: Path) -> None:
@@ -100,7 +115,7 @@ def _after_colon(e: Exception) -> str:
     return text.split(": ", 1)[1] if ": " in text else text
 
 
-def _not_found(w: Weights, expected: str | None, tried: list[str], skipped: list[str]) -> Exception:
+def _not_found(w: Weights, expected: str | None, tried: list[str], skipped: list[str]) -> str:
     looked = [str(p) for p in candidates(w)]
     lines = [f"weights {w.key}: no verified copy of {w.file_name} (sha256 {expected})"]
     lines.append("looked in: " + ", ".join(looked))
@@ -114,7 +129,4 @@ def _not_found(w: Weights, expected: str | None, tried: list[str], skipped: list
         )
     elif not sources(w):
         lines.append(f"the entry has no URL: put {w.file_name} into {cache.weights_dir()}")
-    message = "\n".join(lines)
-    if any("expected" in t for t in tried):
-        return IntegrityError(message)
-    return WeightsNotFoundError(message)
+    return "\n".join(lines)
