@@ -1,0 +1,169 @@
+"""`zoo classify / translate / generate / finetune` through zoo.cli.main: output, JSON, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+from test_classify import favouring  # noqa: F401  (fixture)
+from test_images import photo
+
+from zoo.cli import main
+from zoo.models.dcgan import DCGANGenerator
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def folder(tmp_path):
+    root = tmp_path / "pics"
+    (root / "sub").mkdir(parents=True)
+    photo(500, 400).save(root / "a.jpg")
+    photo(300, 300, seed=2).convert("L").save(root / "sub" / "b.png")
+    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 nope")
+    (root / "readme.txt").write_text("skipped: not an image suffix")
+    return root
+
+
+def test_classify_prints_labels_and_reports_bad_files(capsys, favouring, folder, tmp_path):  # noqa: F811
+    code, out, err = run(
+        capsys,
+        "classify",
+        str(folder),
+        str(tmp_path / "missing.jpg"),
+        "--model",
+        "resnet18",
+        "--weights",
+        favouring,
+        "--topk",
+        "2",
+        "--device",
+        "cpu",
+    )
+    assert code == 1
+    assert out.splitlines()[:3] == [str(folder / "a.jpg"), "  golden retriever 95.05", "  goldfish 0.64"]
+    assert str(folder / "sub" / "b.png") in out
+    errors = err.strip().splitlines()
+    assert len(errors) == 2 and all(line.startswith("zoo: error: ") for line in errors)
+    assert any("missing.jpg: no such file" in e for e in errors) and any("broken.jpg" in e for e in errors)
+
+
+def test_classify_json_schema(capsys, favouring, folder):  # noqa: F811
+    code, out, _ = run(
+        capsys,
+        "classify",
+        str(folder),
+        "--model",
+        "resnet18",
+        "--weights",
+        favouring,
+        "--topk",
+        "1",
+        "--json",
+        "--device",
+        "cpu",
+    )
+    data = json.loads(out)
+    assert code == 1 and set(data) == {"results", "errors"}
+    assert [r["path"] for r in data["results"]] == [str(folder / "a.jpg"), str(folder / "sub" / "b.png")]
+    assert data["results"][0]["predictions"][0]["label"] == "golden retriever"
+    assert isinstance(data["results"][0]["predictions"][0]["percent"], float)
+    assert len(data["errors"]) == 1 and "broken.jpg" in data["errors"][0]
+
+
+def test_json_stays_json_for_errors_before_any_image(capsys, tmp_path):
+    (tmp_path / "empty").mkdir()
+    code, out, _ = run(capsys, "classify", str(tmp_path / "empty"), "--json")
+    assert code == 1 and json.loads(out) == {
+        "results": [],
+        "errors": [f"{tmp_path / 'empty'}: no images in this folder"],
+    }
+    photo(32, 32).save(tmp_path / "x.png")
+    code, out, err = run(capsys, "classify", str(tmp_path / "x.png"), "--model", "nosuchnet", "--json")
+    assert code == 1 and "unknown model 'nosuchnet'" in json.loads(out)["error"] and "Traceback" not in err
+
+
+def test_translate_writes_images(capsys, tmp_path):
+    photo(1500, 1220).save(tmp_path / "horse.jpg")
+    code, out, _ = run(
+        capsys,
+        "translate",
+        str(tmp_path / "horse.jpg"),
+        "-o",
+        str(tmp_path / "zebra.png"),
+        "--weights",
+        "none",
+        "--device",
+        "cpu",
+    )
+    assert code == 0 and "(316x256)" in out
+    with Image.open(tmp_path / "zebra.png") as im:
+        assert im.size == (316, 256)
+    code, _, err = run(
+        capsys,
+        "translate",
+        str(tmp_path / "horse.jpg"),
+        str(tmp_path / "horse.jpg"),
+        "-o",
+        str(tmp_path / "one.png"),
+        "--weights",
+        "none",
+    )
+    assert code == 1 and "pass a folder" in err
+
+
+def test_generate_same_seed_same_file(capsys, test_manifest, tmp_path):
+    test_manifest({"dcgan.test": (DCGANGenerator().state_dict(), {})}, defaults={"dcgan": "dcgan.test"})
+    for name in ("a.png", "b.png"):
+        code, out, _ = run(
+            capsys,
+            "generate",
+            "-n",
+            "16",
+            "--nrow",
+            "4",
+            "--seed",
+            "7",
+            "-o",
+            str(tmp_path / name),
+            "--device",
+            "cpu",
+        )
+        assert code == 0 and out.strip() == f"wrote 16 images to {tmp_path / name}"
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    code, _, err = run(capsys, "generate", "-o", str(tmp_path / "grid.txt"))
+    assert code == 1 and "image file name" in err
+
+
+def test_finetune_json(capsys, tmp_path):
+    for name, value in (("a", 20), ("b", 230)):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for i in range(4):
+            Image.new("RGB", (24, 24), (value, value, value - i)).save(tmp_path / "data" / name / f"{i}.png")
+    torch.manual_seed(0)
+    code, out, err = run(
+        capsys,
+        "finetune",
+        str(tmp_path / "data"),
+        "-o",
+        str(tmp_path / "out"),
+        "--weights",
+        "none",
+        "--epochs",
+        "1",
+        "--image-size",
+        "32",
+        "--workers",
+        "0",
+        "--json",
+        "--device",
+        "cpu",
+    )
+    assert code == 0 and json.loads(out)["categories"] == ["a", "b"] and "Epoch 1/1" in err
+    assert (tmp_path / "out" / "model.safetensors").is_file()
