@@ -167,3 +167,23 @@ def test_finetune_json(capsys, tmp_path):
     )
     assert code == 0 and json.loads(out)["categories"] == ["a", "b"] and "Epoch 1/1" in err
     assert (tmp_path / "out" / "model.safetensors").is_file()
+
+
+def test_translate_into_a_folder_keeps_same_named_inputs_apart(capsys, tmp_path):
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        photo(80, 60, seed=len(sub)).save(tmp_path / sub / "x.jpg")
+    code, _, _ = run(
+        capsys,
+        "translate",
+        str(tmp_path / "a" / "x.jpg"),
+        str(tmp_path / "b" / "x.jpg"),
+        "-o",
+        str(tmp_path / "out"),
+        "--weights",
+        "none",
+        "--size",
+        "32",
+        "--json",
+    )
+    assert code == 0 and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["x-2.png", "x.png"]

@@ -71,7 +71,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
             except ImageError as e:
                 errors.append(e)
                 continue
-            target = out if single_file else out / f"{path.stem}.png"
+            target = out if single_file else _unused(out / f"{path.stem}.png", written)
             image.save(target)
             written.append({"input": str(path), "output": str(target), "size": list(image.size)})
             if not args.json:
@@ -81,6 +81,17 @@ def cmd_translate(args: argparse.Namespace) -> int:
     else:
         print(json.dumps({"results": written, "errors": [str(e) for e in errors]}, indent=2))
     return 1 if errors else 0
+
+
+def _unused(target: Path, written: list[dict[str, Any]]) -> Path:
+    # Two inputs with one stem (a/x.jpg, b/x.png) must not overwrite each other's output.
+    taken = {w["output"] for w in written}
+    n = 1
+    candidate = target
+    while str(candidate) in taken:
+        n += 1
+        candidate = target.with_name(f"{target.stem}-{n}{target.suffix}")
+    return candidate
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
