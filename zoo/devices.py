@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import torch
 
@@ -37,6 +38,23 @@ def autocast(device: torch.device, precision: str = "fp32") -> contextlib.Abstra
     if precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=PRECISIONS[precision])
+
+
+def warn_if_emulated(device: torch.device, precision: str) -> None:
+    """Warn when a reduced precision has no hardware support on this CPU (it then runs slower than fp32)."""
+    if device.type != "cpu" or precision == "fp32":
+        return
+    check = {"bf16": "_is_mkldnn_bf16_supported", "fp16": "_is_mkldnn_fp16_supported"}[precision]
+    try:
+        native = bool(getattr(torch.ops.mkldnn, check)())
+    except (AttributeError, RuntimeError):
+        return
+    if not native:
+        warnings.warn(
+            f"this CPU ({torch.backends.cpu.get_cpu_capability()}) has no native {precision} support "
+            f"(AMX or AVX512-{precision.upper()}): {precision} is emulated and slower than fp32 here",
+            stacklevel=3,
+        )
 
 
 def for_inference(model: torch.nn.Module, precision: str = "fp32") -> torch.nn.Module:

@@ -13,7 +13,7 @@ from PIL import Image
 from torchvision.transforms._presets import ImageClassification
 
 from .. import presets, registry
-from ..devices import autocast, for_inference, resolve_device
+from ..devices import autocast, for_inference, resolve_device, warn_if_emulated
 from ..errors import ZooError
 from ..images import ImageError, open_image, to_rgb
 from ..manifest import Weights
@@ -58,6 +58,7 @@ class Classifier:
         self.device = resolve_device(device)
         self.precision = precision
         autocast(self.device, precision)  # rejects an unknown precision before any work
+        warn_if_emulated(self.device, precision)
         arch = registry.canonical_name(model)
         resolved = registry.resolve_weights(arch, weights)
         self.model = for_inference(registry.get_model(arch, weights=resolved, device=self.device), precision)
