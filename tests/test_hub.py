@@ -80,7 +80,7 @@ def test_unknown_entry_and_bad_dirs(tmp_path):
         zoo.list(tmp_path)
     with pytest.raises(HubError, match="is not a directory"):
         zoo.list(tmp_path / "nope")
-    with pytest.raises(HubError, match="source='github' is not supported"):
+    with pytest.raises(HubError, match="source='github' needs a spec string"):
         zoo.list(repo, source="github")
 
 

@@ -20,7 +20,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from . import snapshots
 from .errors import HubError, MissingDependenciesError, unknown
+from .hub_specs import parse_spec
+from .trust import check_trust
 
 HUBCONF = "hubconf.py"
 
@@ -32,15 +35,19 @@ def resolve_repo(
     force_reload: bool = False,
     trust_repo: Any = None,
     offline: bool | None = None,
+    verbose: bool = False,
 ) -> Path:
-    """The local folder that holds the repo's `hubconf.py`."""
-    path = Path(repo_or_dir).expanduser()
-    if source not in (None, "local"):
-        raise HubError(f"source={source!r} is not supported yet; use a local directory (source='local')")
+    """The local folder that holds the repo's `hubconf.py`: the directory itself, or a cached snapshot.
+
+    A remote repo is checked for trust first (see zoo.trust), then taken from the cache or fetched.
+    """
+    spec = parse_spec(repo_or_dir, source)
+    if spec.is_remote:
+        check_trust(spec, trust_repo)
+        return snapshots.snapshot(spec, force_reload=force_reload, offline=offline, verbose=verbose)
+    path = spec.local
     if not path.is_dir():
-        raise HubError(
-            f"{str(repo_or_dir)!r} is not a directory holding a {HUBCONF} (remote repos are not supported yet)"
-        )
+        raise HubError(f"{str(repo_or_dir)!r} is not a directory holding a {HUBCONF}")
     if not (path / HUBCONF).is_file():
         raise HubError(f"no {HUBCONF} in {path}")
     return path.resolve()
@@ -205,7 +212,12 @@ def list(
 ) -> builtins.list[str]:
     """The entry points of a hub repo (its hubconf's public callables), sorted."""
     repo_dir = resolve_repo(
-        repo_or_dir, source=source, force_reload=force_reload, trust_repo=trust_repo, offline=offline
+        repo_or_dir,
+        source=source,
+        force_reload=force_reload,
+        trust_repo=trust_repo,
+        offline=offline,
+        verbose=verbose,
     )
     return entry_points(import_hubconf(repo_dir, force_reload=force_reload))
 
@@ -223,7 +235,12 @@ def help(
 ) -> str:
     """The docstring of entry point `entry` of a hub repo."""
     repo_dir = resolve_repo(
-        repo_or_dir, source=source, force_reload=force_reload, trust_repo=trust_repo, offline=offline
+        repo_or_dir,
+        source=source,
+        force_reload=force_reload,
+        trust_repo=trust_repo,
+        offline=offline,
+        verbose=verbose,
     )
     return inspect.getdoc(_entry(import_hubconf(repo_dir, force_reload=force_reload), entry, repo_dir)) or ""
 
@@ -242,7 +259,12 @@ def load(
 ) -> Any:
     """Call entry point `entry` of a hub repo with `*args, **kwargs` and return what it returns."""
     repo_dir = resolve_repo(
-        repo_or_dir, source=source, force_reload=force_reload, trust_repo=trust_repo, offline=offline
+        repo_or_dir,
+        source=source,
+        force_reload=force_reload,
+        trust_repo=trust_repo,
+        offline=offline,
+        verbose=verbose,
     )
     module = import_hubconf(repo_dir, force_reload=force_reload)
     fn = _entry(module, entry, repo_dir)
