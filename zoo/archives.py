@@ -45,7 +45,7 @@ def _zip_members(zf: zipfile.ZipFile) -> Iterator[_Member]:
             yield _Member(info.filename, "symlink", 0, False, target)
         elif info.is_dir():
             yield _Member(info.filename, "dir", 0, False)
-        elif mode and not stat.S_ISREG(mode):
+        elif stat.S_IFMT(mode) and not stat.S_ISREG(mode):
             raise UnsafeArchiveError(f"archive member {info.filename!r} is not a file, folder or link")
         else:
             yield _Member(
