@@ -112,6 +112,8 @@ def _malformed(spec: str, why: str) -> HubError:
 
 def _repo_path(spec: str, path: str, *, nested: bool) -> str:
     parts = path.split("/")
+    if "" in parts:
+        raise _malformed(spec, "empty name")
     if len(parts) < 2 or (len(parts) > 2 and not nested):
         want = "group/[sub/]repo" if nested else "owner/repo"
         raise _malformed(spec, f"expected {want}")
@@ -169,12 +171,12 @@ def parse_spec(repo_or_dir: str | os.PathLike[str], source: str | None = None) -
             raise HubError(f"source={source!r} needs a spec string, not the path {os.fspath(repo_or_dir)!r}")
         return HubSpec("local", local=Path(repo_or_dir).expanduser())
     spec = str(repo_or_dir)
+    if not spec.strip():
+        raise _malformed(spec, "empty")
     # Written as a path (absolute, ./, ../, ~): a local folder, even one that does not exist (for its error).
     pathlike = spec in (".", "..") or spec.startswith(("/", "./", "../", "~", os.sep))
     if source == "local" or (source is None and (pathlike or Path(spec).expanduser().is_dir())):
         return HubSpec("local", local=Path(spec).expanduser())
-    if not spec.strip():
-        raise _malformed(spec, "empty")
     if spec != spec.strip() or any(c.isspace() for c in spec):
         raise _malformed(spec, "spaces")
     if source == "url" or (source is None and re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", spec)):
