@@ -164,7 +164,16 @@ def _forget_modules(repo_dir: Path) -> None:
 
 
 def import_hubconf(repo_dir: Path, *, force_reload: bool = False) -> ModuleType:
-    """Import `repo_dir/hubconf.py` under a module name unique to that folder (cached until it changes)."""
+    """Import `repo_dir/hubconf.py` under a module name unique to that folder (cached until it changes).
+
+    A remote repo's folder is its snapshot, one per commit, so the name is unique to repo and commit.
+    """
+    # One import at a time, so that threads loading the same repo run its hubconf once.
+    with _LOCK:
+        return _import_hubconf(repo_dir, force_reload)
+
+
+def _import_hubconf(repo_dir: Path, force_reload: bool) -> ModuleType:
     path = repo_dir / HUBCONF
     stat = path.stat()
     stamp = (stat.st_mtime_ns, stat.st_size)
