@@ -5,7 +5,6 @@ import tarfile
 import zipfile
 
 import pytest
-from forge import GIT_ENV
 
 import zoo
 from zoo import snapshots
@@ -144,8 +143,11 @@ def test_size_cap_is_checked_before_writing(tmp_path):
 def test_commit_id_of_git_archives(tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()
-    env = {**GIT_ENV, "PATH": "/usr/bin:/bin"}
-    run = lambda *a: subprocess.run(["git", *a], cwd=repo, env=env, check=True, capture_output=True)  # noqa: E731
+    identity = ["-c", "user.name=T", "-c", "user.email=t@example.invalid"]
+
+    def run(*args):
+        return subprocess.run(["git", *identity, *args], cwd=repo, check=True, capture_output=True)
+
     run("init", "-q")
     (repo / "hubconf.py").write_text(HUBCONF)
     run("add", "-A")
