@@ -247,5 +247,4 @@ def forge(forge_server: Forge, monkeypatch: pytest.MonkeyPatch) -> Forge:
     monkeypatch.setenv("ZOO_GITLAB_URL", forge_server.url)
     for var in ("GITHUB_TOKEN", "GITLAB_TOKEN"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr("zoo.hub_fetch.BACKOFF", 0.0)
     return forge_server

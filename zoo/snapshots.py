@@ -19,7 +19,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from . import cache
+from . import cache, integrity, transfer
 from .archives import MAX_EXTRACTED_BYTES, archive_commit, extract_archive
 from .errors import HubError
 from .hub_fetch import fetch
@@ -30,13 +30,6 @@ _COMMIT = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 _SHORT_SHA = re.compile(
     r"^[0-9a-fA-F]{7,63}$"
 )  # GitHub's shortest displayed SHA, to avoid hex-named branches
-
-
-def offline_mode(offline: bool | None = None) -> bool:
-    """`offline` if given, else whether `ZOO_OFFLINE` is set to 1/true/yes."""
-    if offline is not None:
-        return bool(offline)
-    return os.environ.get("ZOO_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def repo_dir(spec: HubSpec) -> Path:
@@ -123,7 +116,7 @@ def snapshot(
     """The local folder of a remote spec's snapshot, fetched and extracted first if it is not cached."""
     if not spec.is_remote:
         raise HubError(f"{spec.display} is a local folder; it has no snapshot")
-    offline = offline_mode(offline)
+    offline = transfer.is_offline(offline)
     if offline and force_reload:
         raise HubError("force_reload needs the network, but offline mode is on")
     if not force_reload and (found := cached(spec)):
@@ -149,7 +142,7 @@ def _fetch_and_extract(spec: HubSpec, folder: Path, *, verbose: bool, max_bytes:
         if commit is None:
             # No commit recorded (a hand-made archive): a full SHA asked for names itself, else the content does.
             full = spec.kind != "url" and _COMMIT.match(spec.ref.lower())
-            commit = spec.ref.lower() if full else hashlib.sha256(archive.read_bytes()).hexdigest()
+            commit = spec.ref.lower() if full else integrity.sha256_file(archive)
         target = folder / commit
         staging = Path(tempfile.mkdtemp(dir=folder, prefix=".tmp-extract-"))
         extract_archive(archive, staging, max_bytes=max_bytes)
@@ -169,7 +162,10 @@ def _fetch_and_extract(spec: HubSpec, folder: Path, *, verbose: bool, max_bytes:
         _write_index(folder, refs)
         return target
     finally:
-        archive.unlink(missing_ok=True)
+        # The archive, and what zoo.transfer keeps beside it (.part, .lock, its digest record).
+        integrity.forget(archive)
+        for p in folder.glob(f"{archive.name}*"):
+            p.unlink(missing_ok=True)
         if staging is not None:
             with contextlib.suppress(OSError):
                 shutil.rmtree(staging)
