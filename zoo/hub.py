@@ -128,9 +128,11 @@ def isolated(repo_dir: Path) -> Iterator[None]:
     """
     own = _own_names(repo_dir)
     with _LOCK:
+        # str.startswith with a tuple prefilters thousands of module names in C; the exact test follows.
+        prefixes = tuple(own)
         shadowed = {
             name: sys.modules.pop(name)
-            for name in builtins.list(sys.modules)
+            for name in [n for n in sys.modules if n.startswith(prefixes)]
             if name.partition(".")[0] in own and not _is_under(sys.modules[name], repo_dir)
         }
         tracked = _REPO_MODULES.setdefault(repo_dir, {})
