@@ -124,11 +124,12 @@ def test_malformed_specs_list_the_accepted_forms(text, why):
     assert str(e.value).startswith(f"malformed hub spec {text!r}")
 
 
-def test_looks_like_spec(tmp_path):
-    (tmp_path / "hubconf.py").write_text("")
-    assert looks_like_spec(str(tmp_path)) and looks_like_spec("o/r") and looks_like_spec("gitlab:g/r")
-    assert (
-        not looks_like_spec("resnet*")
-        and not looks_like_spec("mlp")
-        and not looks_like_spec(str(tmp_path.parent))
-    )
+def test_looks_like_spec(tmp_path, monkeypatch):
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "repo" / "hubconf.py").write_text("")
+    (tmp_path / "resnet18").mkdir()
+    monkeypatch.chdir(tmp_path)
+    for text in ("repo", str(tmp_path), "./resnet18", "/no/such/dir", "o/r", "gitlab:g/r", "file:///a.zip"):
+        assert looks_like_spec(text), text
+    for text in ("resnet*", "mlp", "resnet18", "a b", ""):
+        assert not looks_like_spec(text), text

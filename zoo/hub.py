@@ -211,6 +211,25 @@ def _entry(module: ModuleType, name: str, repo_dir: Path) -> Any:
     return getattr(module, name)
 
 
+def _open(
+    repo_or_dir: str | Path,
+    source: str | None,
+    force_reload: bool,
+    trust_repo: Any,
+    offline: bool | None,
+    verbose: bool,
+) -> tuple[Path, ModuleType]:
+    repo_dir = resolve_repo(
+        repo_or_dir,
+        source=source,
+        force_reload=force_reload,
+        trust_repo=trust_repo,
+        offline=offline,
+        verbose=verbose,
+    )
+    return repo_dir, import_hubconf(repo_dir, force_reload=force_reload)
+
+
 def list(
     repo_or_dir: str | Path,
     *,
@@ -222,15 +241,8 @@ def list(
     verbose: bool = True,
 ) -> builtins.list[str]:
     """The entry points of a hub repo (its hubconf's public callables), sorted."""
-    repo_dir = resolve_repo(
-        repo_or_dir,
-        source=source,
-        force_reload=force_reload,
-        trust_repo=trust_repo,
-        offline=offline,
-        verbose=verbose,
-    )
-    return entry_points(import_hubconf(repo_dir, force_reload=force_reload))
+    _, module = _open(repo_or_dir, source, force_reload, trust_repo, offline, verbose)
+    return entry_points(module)
 
 
 def help(
@@ -245,15 +257,8 @@ def help(
     verbose: bool = True,
 ) -> str:
     """The docstring of entry point `entry` of a hub repo."""
-    repo_dir = resolve_repo(
-        repo_or_dir,
-        source=source,
-        force_reload=force_reload,
-        trust_repo=trust_repo,
-        offline=offline,
-        verbose=verbose,
-    )
-    return inspect.getdoc(_entry(import_hubconf(repo_dir, force_reload=force_reload), entry, repo_dir)) or ""
+    repo_dir, module = _open(repo_or_dir, source, force_reload, trust_repo, offline, verbose)
+    return inspect.getdoc(_entry(module, entry, repo_dir)) or ""
 
 
 def load(
@@ -269,15 +274,7 @@ def load(
     **kwargs: Any,
 ) -> Any:
     """Call entry point `entry` of a hub repo with `*args, **kwargs` and return what it returns."""
-    repo_dir = resolve_repo(
-        repo_or_dir,
-        source=source,
-        force_reload=force_reload,
-        trust_repo=trust_repo,
-        offline=offline,
-        verbose=verbose,
-    )
-    module = import_hubconf(repo_dir, force_reload=force_reload)
+    repo_dir, module = _open(repo_or_dir, source, force_reload, trust_repo, offline, verbose)
     fn = _entry(module, entry, repo_dir)
     with isolated(repo_dir):
         return fn(*args, **kwargs)

@@ -106,6 +106,10 @@ def gitlab_url() -> str:
     return (os.environ.get("ZOO_GITLAB_URL") or DEFAULT_GITLAB_URL).rstrip("/")
 
 
+def _pathlike(text: str) -> bool:
+    return text in (".", "..") or text.startswith(("/", "./", "../", "~", os.sep))
+
+
 def _malformed(spec: str, why: str) -> HubError:
     return HubError(f"malformed hub spec {spec!r}: {why}; {ACCEPTED_FORMS}")
 
@@ -174,8 +178,7 @@ def parse_spec(repo_or_dir: str | os.PathLike[str], source: str | None = None) -
     if not spec.strip():
         raise _malformed(spec, "empty")
     # Written as a path (absolute, ./, ../, ~): a local folder, even one that does not exist (for its error).
-    pathlike = spec in (".", "..") or spec.startswith(("/", "./", "../", "~", os.sep))
-    if source == "local" or (source is None and (pathlike or Path(spec).expanduser().is_dir())):
+    if source == "local" or (source is None and (_pathlike(spec) or Path(spec).expanduser().is_dir())):
         return HubSpec("local", local=Path(spec).expanduser())
     if spec != spec.strip() or any(c.isspace() for c in spec):
         raise _malformed(spec, "spaces")
@@ -196,10 +199,10 @@ def parse_spec(repo_or_dir: str | os.PathLike[str], source: str | None = None) -
 
 
 def looks_like_spec(text: str) -> bool:
-    """Whether `text` reads as a hub repo (a folder with hubconf.py, or a remote spec) rather than a name."""
-    if Path(text).expanduser().is_dir():
-        return (Path(text).expanduser() / "hubconf.py").is_file()
+    """Whether `text` names a hub repo rather than a model pattern: a remote spec, a path written as one
+    (absolute, `./`, `~`), or a folder holding hubconf.py."""
     try:
-        return parse_spec(text).is_remote
+        spec = parse_spec(text)
     except HubError:
         return False
+    return spec.is_remote or _pathlike(text) or (spec.local / "hubconf.py").is_file()
