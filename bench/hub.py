@@ -3,7 +3,7 @@
 A git repo with a torch.hub-style hubconf (its own `models` package, `dependencies`, `pretrained=`) is
 archived with `git archive` and served at the GitHub layout from 127.0.0.1; zoo fetches it once, then every
 timed zoo load comes from its cache. torch.hub loads the very same snapshot folder as a local repo, so both
-run the same code. Two settings, each timed back to back per round, medians reported:
+run the same code. Two settings, each timed back to back per round (who goes first alternates), medians reported:
 
 - first load in a fresh process (one subprocess per round and side, timed around the call only);
 - repeated loads in one process.
@@ -174,7 +174,8 @@ def main() -> None:
         server = serve(make_repo(root), root)
         os.environ["ZOO_GITHUB_URL"] = f"http://127.0.0.1:{server.server_address[1]}"
         spec = "bench/hubrepo:main"
-        zoo.load(spec, "tiny", trust_repo=True, verbose=False)  # the one download; trusts the repo
+        with ConnectCounter() as first:  # the one download; it also trusts the repo
+            zoo.load(spec, "tiny", trust_repo=True, verbose=False)
         snapshot = zoo.hub.resolve_repo(spec)
         os.sync()
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.rounds} rounds")
@@ -182,26 +183,34 @@ def main() -> None:
         print(f"{'entry / setting':<34} {'torch.hub':>12} {'zoo':>11} {'zoo - hub':>12} {'ratio':>8}")
         connects = 0
         for entry in args.entry:
-            th, zz = [], []
-            for _ in range(args.rounds):
-                t, _ = fresh_process("torch", spec, snapshot, entry)
-                z, n = fresh_process("zoo", spec, snapshot, entry)
-                th.append(t), zz.append(z)
-                connects += n
-            row(f"{entry}: first load, fresh process", th, zz)
-            th, zz = [], []
-            torch.hub.load(str(snapshot), entry, source="local", verbose=False)
-            zoo.load(spec, entry, verbose=False)
-            for _ in range(args.rounds):
-                th.append(
-                    timed(lambda e=entry: torch.hub.load(str(snapshot), e, source="local", verbose=False))
-                )
+
+            def in_process(side: str, e: str = entry) -> tuple[float, int]:
+                if side == "torch":
+                    return timed(lambda: torch.hub.load(str(snapshot), e, source="local", verbose=False)), 0
                 with ConnectCounter() as counter:
-                    zz.append(timed(lambda e=entry: zoo.load(spec, e, verbose=False)))
-                connects += counter.count
-            row(f"{entry}: repeated load, one process", th, zz)
+                    seconds = timed(lambda: zoo.load(spec, e, verbose=False))
+                return seconds, counter.count
+
+            (
+                in_process("torch"),
+                in_process("zoo"),
+            )  # warm-up: first imports are the fresh-process row's subject
+            for what, measure in (
+                ("first load, fresh process", lambda side, e=entry: fresh_process(side, spec, snapshot, e)),
+                ("repeated load, one process", in_process),
+            ):
+                th, zz = [], []
+                for i in range(args.rounds):
+                    # Who goes first alternates, so that drift in the machine's speed hits both sides alike.
+                    for side in ("torch", "zoo") if i % 2 == 0 else ("zoo", "torch"):
+                        seconds, n = measure(side)
+                        (th if side == "torch" else zz).append(seconds)
+                        connects += n
+                row(f"{entry}: {what}", th, zz)
         server.shutdown()
-        print(f"network calls during the timed zoo loads: {connects}")
+        print(
+            f"network calls: {first.count} during the first (downloading) load, {connects} during the timed ones"
+        )
         shutil.rmtree(root / "www")
 
 

@@ -49,7 +49,7 @@ def forges(monkeypatch):
             "gitlab",
             "grp/proj",
             HEAD,
-            "https://gitlab.example.invalid/api/v4/projects/grp%2Fproj/repository/archive.zip?sha=HEAD",
+            "https://gitlab.example.invalid/api/v4/projects/grp%2Fproj/repository/archive.zip",
         ),
         ("https://h.invalid/x/a.tar.gz", "url", "", HEAD, "https://h.invalid/x/a.tar.gz"),
         ("file:///tmp/a.zip", "url", "", HEAD, "file:///tmp/a.zip"),

@@ -98,7 +98,7 @@ def test_gitlab_nested_groups(forge):
     assert load_version("gitlab:group/sub/nets") == "v2"
     (first, second) = forge.archive_requests()
     assert first.path == "/api/v4/projects/group%2Fsub%2Fnets/repository/archive.zip?sha=dev"
-    assert second.path.endswith("archive.zip?sha=HEAD")
+    assert second.path == "/api/v4/projects/group%2Fsub%2Fnets/repository/archive.zip"
     host = snapshots.repo_dir(parse_spec("gitlab:group/sub/nets")).relative_to(zoo.cache.home() / "hub")
     assert host.parts[1:] == ("group", "sub", "nets")
 
@@ -180,3 +180,14 @@ def test_ambiguous_short_sha(forge, monkeypatch):
         (folder / name).mkdir(parents=True)
     with pytest.raises(HubError, match="abcdef1 is ambiguous"):
         snapshots.cached(parse_spec("alice/nets:abcdef1"))
+
+
+def test_a_second_ref_to_a_cached_commit_keeps_its_snapshot(forge):
+    load_version("alice/nets")
+    snapshot = snapshots.cached(parse_spec("alice/nets"))
+    (snapshot / "marker").write_text("still here")
+    assert load_version("alice/nets:main") == "v2"  # fetched (a ref not seen yet), same commit
+    assert snapshots.cached(parse_spec("alice/nets:main")) == snapshot and (snapshot / "marker").exists()
+    load_version("alice/nets:main", force_reload=True)  # a fresh copy replaces it
+    assert not (snapshot / "marker").exists() and (snapshot / "hubconf.py").is_file()
+    assert len(forge.archive_requests()) == 3

@@ -77,9 +77,9 @@ class HubSpec:
             return f"{self.base}/{self.path}/archive/{quote(self.ref, safe='/')}.zip"
         if self.kind == "gitlab":
             project = quote(self.path, safe="")
-            return (
-                f"{self.base}/api/v4/projects/{project}/repository/archive.zip?sha={quote(self.ref, safe='')}"
-            )
+            url = f"{self.base}/api/v4/projects/{project}/repository/archive.zip"
+            # Without `sha`, GitLab serves the default branch's tip.
+            return url if self.ref == HEAD else f"{url}?sha={quote(self.ref, safe='')}"
         if self.kind == "url":
             return self.base
         raise HubError(f"{self.display} is a local folder; it has no archive")

@@ -130,10 +130,14 @@ def snapshot(
         if not force_reload and (found := cached(spec)):
             return found
         _clean_leftovers(folder)
-        return _fetch_and_extract(spec, folder, verbose=verbose, max_bytes=max_bytes)
+        return _fetch_and_extract(
+            spec, folder, force_reload=force_reload, verbose=verbose, max_bytes=max_bytes
+        )
 
 
-def _fetch_and_extract(spec: HubSpec, folder: Path, *, verbose: bool, max_bytes: int) -> Path:
+def _fetch_and_extract(
+    spec: HubSpec, folder: Path, *, force_reload: bool, verbose: bool, max_bytes: int
+) -> Path:
     archive = folder / ".tmp-archive"
     staging = None
     try:
@@ -144,19 +148,22 @@ def _fetch_and_extract(spec: HubSpec, folder: Path, *, verbose: bool, max_bytes:
             full = spec.kind != "url" and _COMMIT.match(spec.ref.lower())
             commit = spec.ref.lower() if full else integrity.sha256_file(archive)
         target = folder / commit
-        staging = Path(tempfile.mkdtemp(dir=folder, prefix=".tmp-extract-"))
-        extract_archive(archive, staging, max_bytes=max_bytes)
-        if not (staging / "hubconf.py").is_file():
-            raise HubError(f"{spec.display}: the archive has no hubconf.py at its top level")
-        if target.exists():
-            # force_reload of a commit already cached: swap the fresh copy in, then drop the old one.
-            old = folder / f".tmp-old-{commit}"
-            os.rename(target, old)
-            os.rename(staging, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(staging, target)
-        staging = None
+        # Another ref may already have brought this commit: a commit's tree never changes, so keep it,
+        # unless force_reload asks for a fresh copy.
+        if force_reload or not target.is_dir():
+            staging = Path(tempfile.mkdtemp(dir=folder, prefix=".tmp-extract-"))
+            extract_archive(archive, staging, max_bytes=max_bytes)
+            if not (staging / "hubconf.py").is_file():
+                raise HubError(f"{spec.display}: the archive has no hubconf.py at its top level")
+            if target.exists():
+                # Swap the fresh copy in, then drop the old one.
+                old = folder / f".tmp-old-{commit}"
+                os.rename(target, old)
+                os.rename(staging, target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.rename(staging, target)
+            staging = None
         refs = read_index(folder)
         refs[_ref_key(spec)] = commit
         _write_index(folder, refs)
