@@ -334,3 +334,5 @@ def test_cli_list_help_load_on_a_remote_repo(forge, capsys):
     assert "--kwarg 'width': expected NAME=VALUE" in capsys.readouterr().err
     assert main(["list", "resnet1*"]) == 0  # a pattern still lists the zoo's models
     assert "resnet18" in capsys.readouterr().out
+    assert main(["list", str(REPO_ROOT / "docs")]) == 1  # a path is a repo, even one without a hubconf
+    assert capsys.readouterr().err == f"zoo: error: no hubconf.py in {REPO_ROOT / 'docs'}\n"

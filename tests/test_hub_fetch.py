@@ -21,6 +21,9 @@ def test_private_repo_needs_the_token(forge, monkeypatch):
     monkeypatch.setenv("GITHUB_TOKEN", "s3cret-token")
     assert load_version("alice/private") == "v2"
     assert forge.requests[-1].headers["Authorization"] == "Bearer s3cret-token"
+    # nothing the zoo wrote keeps the token
+    home = zoo.cache.home()
+    assert not [p for p in home.rglob("*") if p.is_file() and b"s3cret" in p.read_bytes()]
 
 
 def test_gitlab_token_goes_in_its_own_header(forge, monkeypatch):
