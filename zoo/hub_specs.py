@@ -122,8 +122,6 @@ def _repo_path(spec: str, path: str, *, nested: bool) -> str:
         want = "group/[sub/]repo" if nested else "owner/repo"
         raise _malformed(spec, f"expected {want}")
     for part in parts:
-        if not part:
-            raise _malformed(spec, "empty name")
         if part in (".", "..") or not _NAME.match(part):
             raise _malformed(spec, f"{part!r} is not a valid name")
     return path
@@ -184,18 +182,13 @@ def parse_spec(repo_or_dir: str | os.PathLike[str], source: str | None = None) -
         raise _malformed(spec, "spaces")
     if source == "url" or (source is None and re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", spec)):
         return _url(spec)
-    if spec.startswith("gitlab:") and source in (None, "gitlab"):
-        path, ref = _split_ref(spec, spec[len("gitlab:") :])
+    if source == "gitlab" or (source is None and spec.startswith("gitlab:")):
+        path, ref = _split_ref(spec, spec.removeprefix("gitlab:"))
         return HubSpec("gitlab", _repo_path(spec, path, nested=True), _ref(spec, ref), gitlab_url())
-    if source == "gitlab":
-        path, ref = _split_ref(spec, spec)
-        return HubSpec("gitlab", _repo_path(spec, path, nested=True), _ref(spec, ref), gitlab_url())
-    if source in (None, "github"):
-        if source is None and "/" not in spec:
-            raise _malformed(spec, "not an existing directory, and not owner/repo")
-        path, ref = _split_ref(spec, spec)
-        return HubSpec("github", _repo_path(spec, path, nested=False), _ref(spec, ref), github_url())
-    raise _malformed(spec, f"cannot be read as source={source!r}")
+    if source is None and "/" not in spec:
+        raise _malformed(spec, "not an existing directory, and not owner/repo")
+    path, ref = _split_ref(spec, spec)
+    return HubSpec("github", _repo_path(spec, path, nested=False), _ref(spec, ref), github_url())
 
 
 def looks_like_spec(text: str) -> bool:
