@@ -229,7 +229,7 @@ def forge_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Forge]:
     for name in ("main", "other"):
         server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(forge, name))
         server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
         servers.append(server)
     forge.url = f"http://127.0.0.1:{servers[0].server_address[1]}"
     forge.other_url = f"http://127.0.0.1:{servers[1].server_address[1]}"
