@@ -78,7 +78,8 @@ def commit_all(repo: Path, message: str) -> str:
 def nets_files(version: str) -> dict[str, str]:
     return {
         "hubconf.py": NETS_HUBCONF,
-        "models/__init__.py": f"VERSION = {version!r}\n",
+        # a relative import inside the repo's own package, as torch.hub repos have
+        "models/__init__.py": f"from .layers import make_layer\n\nVERSION = {version!r}\n",
         "models/layers.py": "import torch\n\n\ndef make_layer(width):\n    return torch.nn.Linear(width, 2)\n",
         "models/extra.py": f"EXTRA = {version + '-extra'!r}\n",
     }
