@@ -1,4 +1,5 @@
 import inspect
+import json
 import sys
 import textwrap
 import types
@@ -10,6 +11,8 @@ from conftest import REPO_ROOT
 
 import zoo
 from zoo.errors import HubError, MissingDependenciesError, UnknownNameError
+
+pytest_plugins = ["forge"]
 
 MODEL_ENTRIES = sorted(zoo.list_models() + ["custom_model"])
 
@@ -80,7 +83,7 @@ def test_unknown_entry_and_bad_dirs(tmp_path):
         zoo.list(tmp_path)
     with pytest.raises(HubError, match="is not a directory"):
         zoo.list(tmp_path / "nope")
-    with pytest.raises(HubError, match="source='github' is not supported"):
+    with pytest.raises(HubError, match="source='github' needs a spec string"):
         zoo.list(repo, source="github")
 
 
@@ -252,3 +255,84 @@ def test_entry_points_may_extend_sys_path(tmp_path):
         assert extra in sys.path and str(repo) not in sys.path
     finally:
         sys.path.remove(extra)
+
+
+def test_two_refs_of_one_remote_repo_in_one_process(forge, monkeypatch):
+    monkeypatch.delitem(sys.modules, "models", raising=False)
+    path_before = list(sys.path)
+    v1 = zoo.load("alice/nets:v1.0", "version", trust_repo=True)
+    dev = zoo.load("alice/nets:dev", "version", trust_repo=True)
+    assert (v1, dev) == ("v1", "dev")
+    # code that imports more of its repo after load gets its own ref's modules
+    assert zoo.load("alice/nets:dev", "late") == "dev-extra"
+    assert zoo.load("alice/nets:v1.0", "late") == "v1-extra"
+    assert zoo.load("bob/tools", "version", trust_repo=True) == "tools"
+    assert zoo.load("alice/nets:v1.0", "version") == "v1"
+    assert sys.path == path_before
+    names = {m.__name__ for m in sys.modules.values() if m.__name__.startswith("zoo_hubconf_")}
+    v1_dir = zoo.hub.resolve_repo("alice/nets:v1.0")
+    dev_dir = zoo.hub.resolve_repo("alice/nets:dev")
+    assert zoo.hub.import_hubconf(v1_dir).__name__ != zoo.hub.import_hubconf(dev_dir).__name__
+    assert {zoo.hub.import_hubconf(v1_dir).__name__, zoo.hub.import_hubconf(dev_dir).__name__} <= names
+
+
+def test_torch_hub_style_arguments_and_entries(forge, monkeypatch):
+    net = zoo.load(
+        "alice/nets:dev",
+        "net",
+        pretrained=False,
+        width=3,
+        trust_repo=True,
+        skip_validation=True,
+        verbose=False,
+    )
+    assert isinstance(net, torch.nn.Linear) and net.in_features == 3
+    assert zoo.list("alice/nets:dev", skip_validation=True) == ["late", "net", "version"]
+    assert (
+        zoo.help("alice/nets:dev", "net")
+        == "A small network; `pretrained` is accepted as torch.hub repos do."
+    )
+    # the snapshot is a plain hub repo: torch.hub loads it too (with no other `models` imported: it does
+    # not isolate repos)
+    monkeypatch.delitem(sys.modules, "models", raising=False)
+    snapshot = zoo.hub.resolve_repo("alice/nets:dev")
+    assert torch.hub.load(str(snapshot), "version", source="local") == "dev"
+
+
+def test_remote_missing_dependencies_are_named_together(forge):
+    with pytest.raises(MissingDependenciesError, match="zoo_forge_missing_a, zoo_forge_missing_b"):
+        zoo.list("carol/needs", trust_repo=True)
+
+
+def test_cli_list_help_load_on_a_remote_repo(forge, capsys):
+    from zoo.cli import main
+
+    assert main(["list", "alice/nets:dev", "--trust"]) == 0
+    assert capsys.readouterr().out == "late\nnet\nversion\n"
+    forge.reset()
+    assert main(["list", "alice/nets:dev", "--offline", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == ["late", "net", "version"]
+    assert main(["help", "alice/nets:dev", "version", "--offline"]) == 0
+    assert capsys.readouterr().out == "The VERSION of this checkout.\n"
+    assert (
+        main(["load", "alice/nets:dev", "net", "-k", "width=5", "--kwarg", "pretrained=True", "--offline"])
+        == 0
+    )
+    assert capsys.readouterr().out == "torch.nn.modules.linear.Linear: 12 parameters (12 trainable)\n"
+    assert forge.requests == []
+    assert main(["load", "alice/nets:dev", "version", "--json", "--force-reload"]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "repo": "alice/nets:dev",
+        "entry": "version",
+        "type": "builtins.str",
+        "repr": "'dev'",
+    }
+    assert len(forge.requests) == 1
+    assert main(["list", "alice/nets:v1.0", "--offline"]) == 1
+    assert "not in the zoo cache and offline mode is on" in capsys.readouterr().err
+    assert main(["load", "alice/nets:dev", "net", "-k", "width"]) == 1
+    assert "--kwarg 'width': expected NAME=VALUE" in capsys.readouterr().err
+    assert main(["list", "resnet1*"]) == 0  # a pattern still lists the zoo's models
+    assert "resnet18" in capsys.readouterr().out
+    assert main(["list", str(REPO_ROOT / "docs")]) == 1  # a path is a repo, even one without a hubconf
+    assert capsys.readouterr().err == f"zoo: error: no hubconf.py in {REPO_ROOT / 'docs'}\n"

@@ -8,8 +8,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import cli_cache, cli_tasks, hub, manifest, registry, weights
+from . import cli_cache, cli_tasks, hub, hub_cli, manifest, registry, weights
 from .errors import ZooError
+from .hub_specs import looks_like_spec
 from .manifest import Weights
 
 Command = Callable[[argparse.Namespace], int]
@@ -45,6 +46,8 @@ def _weights_info(w: Weights, default: str | None) -> dict[str, Any]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    if args.pattern and looks_like_spec(args.pattern):
+        return hub_cli.cmd_list_repo(args)
     m = manifest.load()
     names = registry.list_models(args.pattern)
     if args.pattern and not names:
@@ -104,7 +107,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_help(args: argparse.Namespace) -> int:
-    doc = hub.help(args.repo, args.entry)
+    doc = hub.help(args.repo, args.entry, **hub_cli.hub_kwargs(args))
     _emit(args, {"repo": args.repo, "entry": args.entry, "doc": doc}, doc or f"{args.entry} has no docstring")
     return 0
 
@@ -121,15 +124,22 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=fn)
         return p
 
-    p = add("list", cmd_list, "list the zoo's models, optionally filtered by a pattern like 'resnet*'")
-    p.add_argument("pattern", nargs="?")
+    p = add(
+        "list",
+        cmd_list,
+        "list the zoo's models (optionally filtered, like 'resnet*'), or a hub repo's entry points",
+    )
+    p.add_argument("pattern", nargs="?", help="a pattern like 'resnet*', or a hub repo")
+    hub_cli.add_remote_options(p)
     p = add("info", cmd_info, "show a model's weights, metrics and cache state")
     p.add_argument("model")
     p = add("help", cmd_help, "show the docstring of a hub repo's entry point")
-    p.add_argument("repo", help="a local directory holding hubconf.py")
+    p.add_argument("repo", help=hub_cli.REPO_HELP)
     p.add_argument("entry")
+    hub_cli.add_remote_options(p)
     cli_cache.register(sub, _emit, _table)
     cli_tasks.register(sub)
+    hub_cli.add_commands(add)
     return parser
 
 

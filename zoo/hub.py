@@ -20,7 +20,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from . import snapshots
 from .errors import HubError, MissingDependenciesError, unknown
+from .hub_specs import parse_spec
+from .trust import check_trust
 
 HUBCONF = "hubconf.py"
 
@@ -32,15 +35,19 @@ def resolve_repo(
     force_reload: bool = False,
     trust_repo: Any = None,
     offline: bool | None = None,
+    verbose: bool = False,
 ) -> Path:
-    """The local folder that holds the repo's `hubconf.py`."""
-    path = Path(repo_or_dir).expanduser()
-    if source not in (None, "local"):
-        raise HubError(f"source={source!r} is not supported yet; use a local directory (source='local')")
+    """The local folder that holds the repo's `hubconf.py`: the directory itself, or a cached snapshot.
+
+    A remote repo is checked for trust first (see zoo.trust), then taken from the cache or fetched.
+    """
+    spec = parse_spec(repo_or_dir, source)
+    if spec.is_remote:
+        check_trust(spec, trust_repo)
+        return snapshots.snapshot(spec, force_reload=force_reload, offline=offline, verbose=verbose)
+    path = spec.local
     if not path.is_dir():
-        raise HubError(
-            f"{str(repo_or_dir)!r} is not a directory holding a {HUBCONF} (remote repos are not supported yet)"
-        )
+        raise HubError(f"{str(repo_or_dir)!r} is not a directory holding a {HUBCONF}")
     if not (path / HUBCONF).is_file():
         raise HubError(f"no {HUBCONF} in {path}")
     return path.resolve()
@@ -121,9 +128,11 @@ def isolated(repo_dir: Path) -> Iterator[None]:
     """
     own = _own_names(repo_dir)
     with _LOCK:
+        # str.startswith with a tuple prefilters thousands of module names in C; the exact test follows.
+        prefixes = tuple(own)
         shadowed = {
             name: sys.modules.pop(name)
-            for name in builtins.list(sys.modules)
+            for name in [n for n in sys.modules if n.startswith(prefixes)]
             if name.partition(".")[0] in own and not _is_under(sys.modules[name], repo_dir)
         }
         tracked = _REPO_MODULES.setdefault(repo_dir, {})
@@ -157,7 +166,16 @@ def _forget_modules(repo_dir: Path) -> None:
 
 
 def import_hubconf(repo_dir: Path, *, force_reload: bool = False) -> ModuleType:
-    """Import `repo_dir/hubconf.py` under a module name unique to that folder (cached until it changes)."""
+    """Import `repo_dir/hubconf.py` under a module name unique to that folder (cached until it changes).
+
+    A remote repo's folder is its snapshot, one per commit, so the name is unique to repo and commit.
+    """
+    # One import at a time, so that threads loading the same repo run its hubconf once.
+    with _LOCK:
+        return _import_hubconf(repo_dir, force_reload)
+
+
+def _import_hubconf(repo_dir: Path, force_reload: bool) -> ModuleType:
     path = repo_dir / HUBCONF
     stat = path.stat()
     stamp = (stat.st_mtime_ns, stat.st_size)
@@ -193,6 +211,25 @@ def _entry(module: ModuleType, name: str, repo_dir: Path) -> Any:
     return getattr(module, name)
 
 
+def _open(
+    repo_or_dir: str | Path,
+    source: str | None,
+    force_reload: bool,
+    trust_repo: Any,
+    offline: bool | None,
+    verbose: bool,
+) -> tuple[Path, ModuleType]:
+    repo_dir = resolve_repo(
+        repo_or_dir,
+        source=source,
+        force_reload=force_reload,
+        trust_repo=trust_repo,
+        offline=offline,
+        verbose=verbose,
+    )
+    return repo_dir, import_hubconf(repo_dir, force_reload=force_reload)
+
+
 def list(
     repo_or_dir: str | Path,
     *,
@@ -204,10 +241,8 @@ def list(
     verbose: bool = True,
 ) -> builtins.list[str]:
     """The entry points of a hub repo (its hubconf's public callables), sorted."""
-    repo_dir = resolve_repo(
-        repo_or_dir, source=source, force_reload=force_reload, trust_repo=trust_repo, offline=offline
-    )
-    return entry_points(import_hubconf(repo_dir, force_reload=force_reload))
+    _, module = _open(repo_or_dir, source, force_reload, trust_repo, offline, verbose)
+    return entry_points(module)
 
 
 def help(
@@ -222,10 +257,8 @@ def help(
     verbose: bool = True,
 ) -> str:
     """The docstring of entry point `entry` of a hub repo."""
-    repo_dir = resolve_repo(
-        repo_or_dir, source=source, force_reload=force_reload, trust_repo=trust_repo, offline=offline
-    )
-    return inspect.getdoc(_entry(import_hubconf(repo_dir, force_reload=force_reload), entry, repo_dir)) or ""
+    repo_dir, module = _open(repo_or_dir, source, force_reload, trust_repo, offline, verbose)
+    return inspect.getdoc(_entry(module, entry, repo_dir)) or ""
 
 
 def load(
@@ -241,10 +274,7 @@ def load(
     **kwargs: Any,
 ) -> Any:
     """Call entry point `entry` of a hub repo with `*args, **kwargs` and return what it returns."""
-    repo_dir = resolve_repo(
-        repo_or_dir, source=source, force_reload=force_reload, trust_repo=trust_repo, offline=offline
-    )
-    module = import_hubconf(repo_dir, force_reload=force_reload)
+    repo_dir, module = _open(repo_or_dir, source, force_reload, trust_repo, offline, verbose)
     fn = _entry(module, entry, repo_dir)
     with isolated(repo_dir):
         return fn(*args, **kwargs)

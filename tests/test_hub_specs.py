@@ -1,0 +1,135 @@
+from pathlib import Path
+
+import pytest
+
+from zoo.errors import HubError
+from zoo.hub_specs import HEAD, looks_like_spec, parse_spec
+
+
+@pytest.fixture(autouse=True)
+def forges(monkeypatch):
+    monkeypatch.delenv("ZOO_GITHUB_URL", raising=False)
+    monkeypatch.setenv("ZOO_GITLAB_URL", "https://gitlab.example.invalid/")
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "path", "ref", "url"),
+    [
+        (
+            "pytorch/vision",
+            "github",
+            "pytorch/vision",
+            HEAD,
+            "https://github.com/pytorch/vision/archive/HEAD.zip",
+        ),
+        (
+            "pytorch/vision:v0.10.0",
+            "github",
+            "pytorch/vision",
+            "v0.10.0",
+            "https://github.com/pytorch/vision/archive/v0.10.0.zip",
+        ),
+        (
+            "o/r.js:feature/x",
+            "github",
+            "o/r.js",
+            "feature/x",
+            "https://github.com/o/r.js/archive/feature/x.zip",
+        ),
+        ("o/r:abc1234", "github", "o/r", "abc1234", "https://github.com/o/r/archive/abc1234.zip"),
+        (
+            "gitlab:grp/sub/proj:v1",
+            "gitlab",
+            "grp/sub/proj",
+            "v1",
+            "https://gitlab.example.invalid/api/v4/projects/grp%2Fsub%2Fproj/repository/archive.zip?sha=v1",
+        ),
+        (
+            "gitlab:grp/proj",
+            "gitlab",
+            "grp/proj",
+            HEAD,
+            "https://gitlab.example.invalid/api/v4/projects/grp%2Fproj/repository/archive.zip",
+        ),
+        ("https://h.invalid/x/a.tar.gz", "url", "", HEAD, "https://h.invalid/x/a.tar.gz"),
+        ("file:///tmp/a.zip", "url", "", HEAD, "file:///tmp/a.zip"),
+    ],
+)
+def test_remote_specs(text, kind, path, ref, url):
+    spec = parse_spec(text)
+    assert (spec.kind, spec.path, spec.ref, spec.archive_url) == (kind, path, ref, url)
+    assert spec.is_remote and spec.display == text
+
+
+def test_hosts_and_trust_keys(monkeypatch):
+    assert parse_spec("o/r:dev").host == "github.com" and parse_spec("o/r:dev").trust_key == "o/r"
+    assert parse_spec("gitlab:g/s/r:v1").trust_key == "gitlab:g/s/r"
+    monkeypatch.setenv("ZOO_GITHUB_URL", "http://127.0.0.1:8080/ghe/")
+    spec = parse_spec("o/r")
+    assert spec.host == "127.0.0.1_8080_ghe"
+    assert spec.archive_url == "http://127.0.0.1:8080/ghe/o/r/archive/HEAD.zip"
+    assert parse_spec("file:///tmp/a.zip").host == "file"
+
+
+def test_local_paths(tmp_path, monkeypatch):
+    assert parse_spec(tmp_path).kind == "local"
+    assert parse_spec(str(tmp_path)).local == tmp_path
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "owner" / "repo").mkdir(parents=True)
+    assert parse_spec("owner/repo").kind == "local"  # an existing directory wins, as in torch.hub's local
+    assert parse_spec("owner/repo", source="github").kind == "github"
+    assert parse_spec("/does/not/exist").kind == "local"  # a path, so the error will say "not a directory"
+    assert not parse_spec("./x").is_remote
+
+
+def test_source_forces_a_reading():
+    assert parse_spec("grp/sub/proj", source="gitlab").path == "grp/sub/proj"
+    assert parse_spec("o/r", source="local").local == Path("o/r")
+    assert parse_spec("https://h.invalid/a.zip", source="url").kind == "url"
+    with pytest.raises(HubError, match="unknown source 'svn'"):
+        parse_spec("o/r", source="svn")
+    with pytest.raises(HubError, match="expected owner/repo"):
+        parse_spec("g/s/r", source="github")
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("", "empty"),
+        ("resnet50", "not owner/repo"),
+        ("o/", "empty name"),
+        ("/r", None),  # a path: local
+        ("o//r", "empty name"),
+        ("o/r:", "empty ref"),
+        ("o/r:a:b", "more than one ':'"),
+        ("o/..", "'..' is not a valid name"),
+        ("o/r:../x", "not a valid branch"),
+        ("o/r:a b", "spaces"),
+        (" o/r", "spaces"),
+        ("o/r/x", "expected owner/repo"),
+        ("gitlab:solo", "expected group/\\[sub/\\]repo"),
+        ("ftp://h.invalid/a.zip", "URL scheme 'ftp'"),
+        ("https://user:pw@h.invalid/a.zip", "credentials in the URL"),
+        ("https://h.invalid/page.html", "must name a .zip or .tar.gz"),
+        ("http:///a.zip", "without a host"),
+    ],
+)
+def test_malformed_specs_list_the_accepted_forms(text, why):
+    if why is None:
+        assert parse_spec(text).kind == "local"
+        return
+    with pytest.raises(HubError, match=why) as e:
+        parse_spec(text)
+    assert "accepted forms: a directory holding hubconf.py; owner/repo; owner/repo:ref" in str(e.value)
+    assert str(e.value).startswith(f"malformed hub spec {text!r}")
+
+
+def test_looks_like_spec(tmp_path, monkeypatch):
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "repo" / "hubconf.py").write_text("")
+    (tmp_path / "resnet18").mkdir()
+    monkeypatch.chdir(tmp_path)
+    for text in ("repo", str(tmp_path), "./resnet18", "/no/such/dir", "o/r", "gitlab:g/r", "file:///a.zip"):
+        assert looks_like_spec(text), text
+    for text in ("resnet*", "mlp", "resnet18", "a b", ""):
+        assert not looks_like_spec(text), text

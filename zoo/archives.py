@@ -1,0 +1,187 @@
+"""Hub archives (.zip, .tar.gz): the commit id they record, and extraction that cannot escape its folder."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import tarfile
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from .errors import HubError
+
+# Far above any code repo, far below a disk-filling bomb; callers may pass their own cap.
+MAX_EXTRACTED_BYTES = 2 * 1024**3
+MAX_MEMBERS = 200_000
+_COMMIT = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+
+
+class UnsafeArchiveError(HubError):
+    """An archive with members that would land outside its folder, links out of it, or too much data."""
+
+
+@dataclass
+class _Member:
+    name: str  # as stored in the archive
+    kind: str  # "dir", "file", "symlink" or "hardlink"
+    size: int
+    executable: bool
+    link: str = ""
+    open: Callable[[], IO[bytes]] | None = None
+
+
+def _zip_members(zf: zipfile.ZipFile) -> Iterator[_Member]:
+    for info in zf.infolist():
+        # The high 16 bits hold the Unix mode when the archive was made on Unix (git archive sets them).
+        mode = info.external_attr >> 16 if info.create_system == 3 else 0
+        if stat.S_ISLNK(mode):
+            target = zf.read(info).decode("utf-8", "surrogateescape")
+            yield _Member(info.filename, "symlink", 0, False, target)
+        elif info.is_dir():
+            yield _Member(info.filename, "dir", 0, False)
+        elif stat.S_IFMT(mode) and not stat.S_ISREG(mode):
+            raise UnsafeArchiveError(f"archive member {info.filename!r} is not a file, folder or link")
+        else:
+            yield _Member(
+                info.filename, "file", info.file_size, bool(mode & 0o111), open=lambda i=info: zf.open(i)
+            )
+
+
+def _tar_members(tf: tarfile.TarFile) -> Iterator[_Member]:
+    for info in tf:
+        if info.isdir():
+            yield _Member(info.name, "dir", 0, False)
+        elif info.isreg():
+            yield _Member(
+                info.name, "file", info.size, bool(info.mode & 0o111), open=lambda i=info: tf.extractfile(i)
+            )
+        elif info.issym():
+            yield _Member(info.name, "symlink", 0, False, info.linkname)
+        elif info.islnk():
+            yield _Member(info.name, "hardlink", 0, False, info.linkname)
+        else:
+            raise UnsafeArchiveError(f"archive member {info.name!r} is a device or pipe")
+
+
+@contextmanager
+def _members(archive: Path) -> Iterator[tuple[Iterator[_Member], Callable[[], str | None]]]:
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            yield _zip_members(zf), lambda: zf.comment.decode("ascii", "replace").strip()
+        return
+    try:
+        tf = tarfile.open(archive, mode="r:*")  # noqa: SIM115 (closed by the `with` below, once it opened)
+    except tarfile.TarError:
+        raise HubError(f"{archive.name} is neither a zip nor a tar archive") from None
+    with tf:
+        # git archive writes the commit id as the pax global header's `comment`.
+        yield _tar_members(tf), lambda: tf.pax_headers.get("comment", "").strip()
+
+
+def archive_commit(archive: Path) -> str | None:
+    """The commit id `git archive` recorded in the archive (zip comment or pax header), if there is one."""
+    with _members(archive) as (members, comment):
+        for _ in members:  # the tar's global header is read as the members are
+            pass
+        found = comment()
+    return found if found and _COMMIT.match(found) else None
+
+
+def _parts(name: str) -> list[str]:
+    if "\x00" in name or "\\" in name:
+        raise UnsafeArchiveError(f"archive member {name!r} has a backslash or NUL in its name")
+    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        raise UnsafeArchiveError(f"archive member {name!r} has an absolute path")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise UnsafeArchiveError(f"archive member {name!r} points outside the archive ('..')")
+    return parts
+
+
+def _common_top(members: list[_Member]) -> str | None:
+    # Forges wrap everything in one folder (`repo-main/`); strip it if that is all there is.
+    tops = {_parts(m.name)[0] for m in members if _parts(m.name)}
+    if len(tops) != 1:
+        return None
+    (top,) = tops
+    only_dir = all(len(_parts(m.name)) > 1 or m.kind == "dir" for m in members)
+    return top if only_dir else None
+
+
+def extract_archive(archive: Path, dest: Path, *, max_bytes: int = MAX_EXTRACTED_BYTES) -> None:
+    """Extract `archive` into the empty folder `dest`, stripping its single top-level folder.
+
+    Members with absolute paths or `..`, links that resolve outside `dest`, devices, and archives over
+    `max_bytes` (declared sizes, checked before anything is written) raise UnsafeArchiveError. On error,
+    `dest` may hold a partial tree: extract into a temporary folder and rename it into place.
+    """
+    with _members(archive) as (found, _):
+        members = []
+        for m in found:
+            members.append(m)
+            if len(members) > MAX_MEMBERS:
+                raise UnsafeArchiveError(f"{archive.name} has more than {MAX_MEMBERS} members")
+        for m in members:
+            _parts(m.name)
+        total = sum(m.size for m in members)
+        if total > max_bytes:
+            raise UnsafeArchiveError(
+                f"{archive.name} would extract to {total} bytes, over the {max_bytes} cap"
+            )
+        top = _common_top(members)
+
+        def place(name: str) -> Path | None:
+            parts = _parts(name)
+            if top is not None:
+                parts = parts[1:]
+            return dest.joinpath(*parts) if parts else None
+
+        links = []
+        for m in members:
+            path = place(m.name)
+            if path is None:
+                continue
+            if m.kind == "dir":
+                path.mkdir(parents=True, exist_ok=True)
+            elif m.kind == "file":
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with m.open() as src, open(path, "xb") as out:
+                    shutil.copyfileobj(src, out, 1 << 20)
+                path.chmod(0o755 if m.executable else 0o644)
+            else:
+                links.append((m, path))
+        # Hard links (copies) next, then symbolic links, so that nothing is written or copied through a link.
+        links.sort(key=lambda ml: ml[0].kind != "hardlink")
+        for m, path in links:
+            _place_link(m, path, place)
+        # Checked once all exist, on disk, so chains of links and `..` after a link resolve as the OS would.
+        root = os.path.realpath(dest)
+        for m, path in links:
+            resolved = os.path.realpath(path)
+            if resolved != root and not resolved.startswith(root + os.sep):
+                raise UnsafeArchiveError(f"archive member {m.name!r} links outside the archive ({m.link!r})")
+
+
+def _place_link(m: _Member, path: Path, place: Callable[[str], Path | None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if m.kind == "hardlink":
+        # A tar hard link names another member; copy it, after checking it is one of ours.
+        target = place(m.link)
+        if target is None or not target.is_file() or target.is_symlink():
+            raise UnsafeArchiveError(
+                f"archive member {m.name!r} links to {m.link!r}, not a file in the archive"
+            )
+        shutil.copyfile(target, path)
+        return
+    if m.link.startswith("/") or not m.link:
+        raise UnsafeArchiveError(f"archive member {m.name!r} is a link to the absolute path {m.link!r}")
+    try:
+        os.symlink(m.link, path)
+    except FileExistsError:
+        raise UnsafeArchiveError(f"archive member {m.name!r} is a link over another member") from None

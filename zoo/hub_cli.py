@@ -1,0 +1,136 @@
+"""The hub's commands for `zoo`: `list REPO`, `help REPO ENTRY`, `load REPO ENTRY`, `trust`.
+
+Kept apart from zoo.cli so that the model commands and the hub commands can grow without touching each other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from . import hub, trust
+from .errors import ZooError
+from .hub_specs import parse_spec
+
+Add = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
+REPO_HELP = "a hub repo: a directory, owner/repo[:ref], gitlab:group/repo[:ref] or an archive URL"
+
+
+def add_remote_options(p: argparse.ArgumentParser) -> None:
+    """The options every command that reads a hub repo takes."""
+    p.add_argument("--offline", action="store_true", help="use only the zoo cache (also: ZOO_OFFLINE=1)")
+    p.add_argument("--force-reload", action="store_true", help="fetch the repo again even if it is cached")
+    p.add_argument("--trust", action="store_true", help="trust the repo (and add it to the trusted list)")
+
+
+def hub_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """zoo.load/list/help keyword arguments from the remote options."""
+    return {
+        "offline": True if args.offline else None,
+        "force_reload": args.force_reload,
+        "trust_repo": True if args.trust else "check",
+        "verbose": False,
+    }
+
+
+def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
+    print(json.dumps(data, indent=2) if args.json else text)
+
+
+def cmd_list_repo(args: argparse.Namespace) -> int:
+    """`zoo list REPO`: the repo's entry points."""
+    entries = hub.list(args.pattern, **hub_kwargs(args))
+    _emit(args, entries, "\n".join(entries) if entries else f"{args.pattern} has no entry points")
+    return 0
+
+
+def parse_kwarg(item: str) -> tuple[str, Any]:
+    """`name=value` with value read as a Python literal (`3`, `True`, `'x'`, `[1, 2]`), else as a string."""
+    name, eq, text = item.partition("=")
+    if not eq or not name.isidentifier():
+        raise ZooError(f"--kwarg {item!r}: expected NAME=VALUE")
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        value = text
+    return name, value
+
+
+def summary(obj: Any) -> dict[str, Any]:
+    """What `zoo load` reports about what an entry point built."""
+    kind = type(obj)
+    data: dict[str, Any] = {"type": f"{kind.__module__}.{kind.__qualname__}"}
+    if isinstance(obj, torch.nn.Module):
+        params = list(obj.parameters())
+        data["num_params"] = sum(p.numel() for p in params)
+        data["trainable_params"] = sum(p.numel() for p in params if p.requires_grad)
+    else:
+        data["repr"] = repr(obj)[:500]
+    return data
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    """`zoo load REPO ENTRY [--kwarg k=v ...]`: build it and print what it is."""
+    kwargs = dict(parse_kwarg(item) for item in args.kwarg)
+    data = {
+        "repo": args.repo,
+        "entry": args.entry,
+        **summary(hub.load(args.repo, args.entry, **hub_kwargs(args), **kwargs)),
+    }
+    if "num_params" in data:
+        text = f"{data['type']}: {data['num_params']:,} parameters ({data['trainable_params']:,} trainable)"
+    else:
+        text = f"{data['type']}: {data['repr']}"
+    _emit(args, data, text)
+    return 0
+
+
+def cmd_trust(args: argparse.Namespace) -> int:
+    """`zoo trust REPO`, `zoo trust --list`, `zoo trust --remove REPO`."""
+    if args.list:
+        data = {"trusted": trust.trusted(), "default_owners": list(trust.DEFAULT_OWNERS)}
+        lines = [*data["trusted"], *(f"{owner}/* (torch.hub's default)" for owner in trust.DEFAULT_OWNERS)]
+        _emit(args, data, "\n".join(lines))
+        return 0
+    target = args.remove or args.repo
+    if not target:
+        raise ZooError("name a repo (zoo trust OWNER/REPO), or use --list or --remove OWNER/REPO")
+    spec = parse_spec(target)
+    if not spec.is_remote:
+        raise ZooError(f"{target} is a local directory; local repos are always trusted")
+    key = spec.trust_key
+    if args.remove:
+        if not trust.remove(key):
+            default = " (its owner is trusted by default)" if trust.trusted_by_default(key) else ""
+            raise ZooError(f"{key} is not on the trusted list{default}")
+        text = f"removed {key} from the trusted list"
+    else:
+        text = f"trusted {key}" if trust.add(key) else f"{key} was already trusted"
+    _emit(args, {"repo": key, "trusted": not args.remove}, text)
+    return 0
+
+
+def add_commands(add: Add) -> None:
+    """Register `load` and `trust` on the zoo parser (`add` as in zoo.cli.build_parser)."""
+    p = add("load", cmd_load, "build a hub repo's entry point and print a summary of it")
+    p.add_argument("repo", help=REPO_HELP)
+    p.add_argument("entry")
+    p.add_argument(
+        "--kwarg",
+        "-k",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="keyword argument (repeatable)",
+    )
+    add_remote_options(p)
+    p = add("trust", cmd_trust, "trust a remote hub repo, list trusted repos, or remove one")
+    p.add_argument("repo", nargs="?", help="owner/repo, gitlab:group/repo or an archive URL")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--list", action="store_true", help="show the trusted list")
+    group.add_argument("--remove", metavar="REPO", help="take a repo off the trusted list")

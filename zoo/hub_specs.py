@@ -1,0 +1,201 @@
+"""What a hub spec (`repo_or_dir`) names: a local folder, a GitHub or GitLab repo at a ref, or an archive URL.
+
+Parsing touches no network and no cache; it only decides where the code would come from.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+from .errors import HubError
+
+SOURCES = ("github", "gitlab", "local", "url")
+DEFAULT_GITHUB_URL = "https://github.com"
+DEFAULT_GITLAB_URL = "https://gitlab.com"
+HEAD = "HEAD"
+
+ACCEPTED_FORMS = (
+    "accepted forms: a directory holding hubconf.py; owner/repo; owner/repo:ref; "
+    "gitlab:group/sub/repo[:ref]; an http(s):// or file:// URL of a .zip or .tar.gz archive"
+)
+
+# A path part of a repo name: what GitHub and GitLab allow, minus anything that could walk the cache.
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+# Git's own ref rules, trimmed: no spaces, control characters, `..`, `~^:?*[\` or a leading `-`.
+_REF = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)(?!/)(?!.*/$)[^\s~^:?*\[\\\x00-\x1f\x7f]+$")
+_ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz")
+
+
+@dataclass(frozen=True)
+class HubSpec:
+    """A parsed hub spec.
+
+    `kind` is one of SOURCES. `path` is `owner/repo` (GitHub) or `group/sub/repo` (GitLab); `ref` is the
+    branch, tag or commit asked for (`HEAD` for the default branch); `base` is the forge's URL (GitHub or
+    GitLab) or, for `url`, the archive's URL; `local` is the folder of a local repo.
+    """
+
+    kind: str
+    path: str = ""
+    ref: str = HEAD
+    base: str = ""
+    local: Path | None = None
+
+    @property
+    def is_remote(self) -> bool:
+        """Whether loading it may need the network (everything but a local folder)."""
+        return self.kind != "local"
+
+    @property
+    def display(self) -> str:
+        """The spec as a user would write it (no credentials: specs never carry any)."""
+        if self.kind == "local":
+            return str(self.local)
+        if self.kind == "url":
+            return self.base
+        prefix = "gitlab:" if self.kind == "gitlab" else ""
+        suffix = "" if self.ref == HEAD else f":{self.ref}"
+        return f"{prefix}{self.path}{suffix}"
+
+    @property
+    def trust_key(self) -> str:
+        """The name a trust decision is recorded under: the repo without its ref."""
+        if self.kind == "github":
+            return self.path
+        if self.kind == "gitlab":
+            return f"gitlab:{self.path}"
+        return self.display
+
+    @property
+    def archive_url(self) -> str:
+        """Where the archive of this spec's ref is fetched from."""
+        if self.kind == "github":
+            return f"{self.base}/{self.path}/archive/{quote(self.ref, safe='/')}.zip"
+        if self.kind == "gitlab":
+            project = quote(self.path, safe="")
+            url = f"{self.base}/api/v4/projects/{project}/repository/archive.zip"
+            # Without `sha`, GitLab serves the default branch's tip.
+            return url if self.ref == HEAD else f"{url}?sha={quote(self.ref, safe='')}"
+        if self.kind == "url":
+            return self.base
+        raise HubError(f"{self.display} is a local folder; it has no archive")
+
+    @property
+    def host(self) -> str:
+        """The cache folder name of the server (`github.com`, `127.0.0.1_8080`, `file` for file URLs)."""
+        parts = urlsplit(self.base)
+        if parts.scheme == "file":
+            return "file"
+        name = parts.netloc.rpartition("@")[2].replace(":", "_").lower()
+        # An Enterprise server under a path prefix is another server than its host's root.
+        prefix = parts.path.strip("/").replace("/", "_") if self.kind != "url" else ""
+        return f"{name}_{prefix}" if prefix else name
+
+
+def github_url() -> str:
+    """The GitHub-layout forge: `ZOO_GITHUB_URL`, else https://github.com."""
+    return (os.environ.get("ZOO_GITHUB_URL") or DEFAULT_GITHUB_URL).rstrip("/")
+
+
+def gitlab_url() -> str:
+    """The GitLab server: `ZOO_GITLAB_URL`, else https://gitlab.com."""
+    return (os.environ.get("ZOO_GITLAB_URL") or DEFAULT_GITLAB_URL).rstrip("/")
+
+
+def _pathlike(text: str) -> bool:
+    return text in (".", "..") or text.startswith(("/", "./", "../", "~", os.sep))
+
+
+def _malformed(spec: str, why: str) -> HubError:
+    return HubError(f"malformed hub spec {spec!r}: {why}; {ACCEPTED_FORMS}")
+
+
+def _repo_path(spec: str, path: str, *, nested: bool) -> str:
+    parts = path.split("/")
+    if "" in parts:
+        raise _malformed(spec, "empty name")
+    if len(parts) < 2 or (len(parts) > 2 and not nested):
+        want = "group/[sub/]repo" if nested else "owner/repo"
+        raise _malformed(spec, f"expected {want}")
+    for part in parts:
+        if part in (".", "..") or not _NAME.match(part):
+            raise _malformed(spec, f"{part!r} is not a valid name")
+    return path
+
+
+def _ref(spec: str, ref: str | None) -> str:
+    if ref is None:
+        return HEAD
+    if not ref:
+        raise _malformed(spec, "empty ref after ':'")
+    if not _REF.match(ref) or ref.endswith((".lock", ".")) or "@{" in ref:
+        raise _malformed(spec, f"{ref!r} is not a valid branch, tag or commit")
+    return ref
+
+
+def _split_ref(spec: str, rest: str) -> tuple[str, str | None]:
+    if rest.count(":") > 1:
+        raise _malformed(spec, "more than one ':'")
+    path, colon, ref = rest.partition(":")
+    return path, (ref if colon else None)
+
+
+def _url(spec: str) -> HubSpec:
+    parts = urlsplit(spec)
+    if parts.scheme not in ("http", "https", "file"):
+        raise _malformed(spec, f"URL scheme {parts.scheme!r} is not supported")
+    if parts.scheme != "file" and not parts.netloc:
+        raise _malformed(spec, "URL without a host")
+    if parts.username or parts.password:
+        # A credential in the URL would end up in the cache index and in messages.
+        raise _malformed(spec, "credentials in the URL; use GITHUB_TOKEN or GITLAB_TOKEN")
+    if " " in spec:
+        raise _malformed(spec, "spaces in the URL")
+    if not parts.path.lower().endswith(_ARCHIVE_SUFFIXES):
+        raise _malformed(spec, "a URL must name a .zip or .tar.gz archive")
+    return HubSpec("url", base=spec)
+
+
+def parse_spec(repo_or_dir: str | os.PathLike[str], source: str | None = None) -> HubSpec:
+    """Parse a hub spec; `source` ("github", "gitlab", "local", "url") forces how it is read.
+
+    Without `source`, an existing directory is a local repo, `gitlab:` names a GitLab project, a URL an
+    archive, and `owner/repo[:ref]` a GitHub repo. Anything else fails with one message listing the forms.
+    """
+    if source is not None and source not in SOURCES:
+        raise HubError(f"unknown source {source!r}; use one of {', '.join(SOURCES)}")
+    if isinstance(repo_or_dir, os.PathLike):
+        if source not in (None, "local"):
+            raise HubError(f"source={source!r} needs a spec string, not the path {os.fspath(repo_or_dir)!r}")
+        return HubSpec("local", local=Path(repo_or_dir).expanduser())
+    spec = str(repo_or_dir)
+    if not spec.strip():
+        raise _malformed(spec, "empty")
+    # Written as a path (absolute, ./, ../, ~): a local folder, even one that does not exist (for its error).
+    if source == "local" or (source is None and (_pathlike(spec) or Path(spec).expanduser().is_dir())):
+        return HubSpec("local", local=Path(spec).expanduser())
+    if spec != spec.strip() or any(c.isspace() for c in spec):
+        raise _malformed(spec, "spaces")
+    if source == "url" or (source is None and re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", spec)):
+        return _url(spec)
+    if source == "gitlab" or (source is None and spec.startswith("gitlab:")):
+        path, ref = _split_ref(spec, spec.removeprefix("gitlab:"))
+        return HubSpec("gitlab", _repo_path(spec, path, nested=True), _ref(spec, ref), gitlab_url())
+    if source is None and "/" not in spec:
+        raise _malformed(spec, "not an existing directory, and not owner/repo")
+    path, ref = _split_ref(spec, spec)
+    return HubSpec("github", _repo_path(spec, path, nested=False), _ref(spec, ref), github_url())
+
+
+def looks_like_spec(text: str) -> bool:
+    """Whether `text` names a hub repo rather than a model pattern: a remote spec, a path written as one
+    (absolute, `./`, `~`), or a folder holding hubconf.py."""
+    try:
+        spec = parse_spec(text)
+    except HubError:
+        return False
+    return spec.is_remote or _pathlike(text) or (spec.local / "hubconf.py").is_file()

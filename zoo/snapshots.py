@@ -1,0 +1,178 @@
+"""Remote hub repos cached by commit: `<zoo home>/hub/<host>/<owner>/<repo>/<commit>/`.
+
+Each repo folder also holds `refs.json`, the ref → commit index (`HEAD`, branches, tags, short SHAs, as they
+were when fetched), so a repeated load makes no network call. A snapshot appears in one rename once it is
+complete, and fetching happens under a file lock per repo, so concurrent loads (threads or processes)
+download and extract once and all see the same intact folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from filelock import FileLock
+
+from . import cache, integrity, transfer
+from .archives import MAX_EXTRACTED_BYTES, archive_commit, extract_archive
+from .errors import HubError
+from .hub_fetch import fetch
+from .hub_specs import HubSpec
+
+INDEX = "refs.json"
+_COMMIT = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+_SHORT_SHA = re.compile(
+    r"^[0-9a-fA-F]{7,63}$"
+)  # GitHub's shortest displayed SHA, to avoid hex-named branches
+
+
+def repo_dir(spec: HubSpec) -> Path:
+    """The cache folder of a remote repo (or archive URL), holding its snapshots and ref index."""
+    root = cache.home() / "hub" / spec.host
+    if spec.kind == "url":
+        return root / "archives" / hashlib.sha256(spec.base.encode()).hexdigest()[:20]
+    return root.joinpath(*spec.path.split("/"))
+
+
+def _ref_key(spec: HubSpec) -> str:
+    return "archive" if spec.kind == "url" else spec.ref
+
+
+def read_index(folder: Path) -> dict[str, str]:
+    """The ref → commit index of a repo cache folder (empty if there is none or it is unreadable)."""
+    try:
+        data = json.loads((folder / INDEX).read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    refs = data.get("refs", {}) if isinstance(data, dict) else {}
+    return {k: v for k, v in refs.items() if isinstance(k, str) and isinstance(v, str) and _COMMIT.match(v)}
+
+
+def _write_index(folder: Path, refs: dict[str, str]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-index.")
+    with os.fdopen(fd, "w") as f:
+        json.dump({"version": 1, "refs": dict(sorted(refs.items()))}, f, indent=1)
+    os.replace(tmp, folder / INDEX)
+
+
+def commits(folder: Path) -> list[str]:
+    """The commits of a repo that have a snapshot in its cache folder."""
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if _COMMIT.match(p.name) and p.is_dir())
+
+
+def cached(spec: HubSpec) -> Path | None:
+    """The snapshot `spec` resolves to without the network, if there is one.
+
+    The ref index comes first (a branch means what it meant when fetched); then a full commit id names its
+    folder, and an abbreviated one (7+ hex digits) the single cached commit it starts.
+    """
+    folder = repo_dir(spec)
+    commit = read_index(folder).get(_ref_key(spec))
+    if commit and (folder / commit).is_dir():
+        return folder / commit
+    if spec.kind == "url" or not _SHORT_SHA.match(spec.ref):
+        return None
+    ref = spec.ref.lower()
+    matches = [c for c in commits(folder) if c.startswith(ref)]
+    if len(matches) > 1:
+        raise HubError(f"{spec.display}: {ref} is ambiguous among cached commits {', '.join(matches)}")
+    return folder / matches[0] if matches else None
+
+
+def _offline_error(spec: HubSpec) -> HubError:
+    refs = sorted(read_index(repo_dir(spec)))
+    have = f"; cached: {', '.join(refs)}" if refs and spec.kind != "url" else ""
+    return HubError(
+        f"{spec.display} is not in the zoo cache and offline mode is on (offline=True or ZOO_OFFLINE=1); "
+        f"load it once with the network{have}"
+    )
+
+
+def _clean_leftovers(folder: Path) -> None:
+    # Only ever called under the repo's lock, when no other loader can be mid-download or mid-extract.
+    for p in folder.glob(".tmp-*"):
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+
+
+def snapshot(
+    spec: HubSpec,
+    *,
+    force_reload: bool = False,
+    offline: bool | None = None,
+    verbose: bool = False,
+    max_bytes: int = MAX_EXTRACTED_BYTES,
+) -> Path:
+    """The local folder of a remote spec's snapshot, fetched and extracted first if it is not cached."""
+    if not spec.is_remote:
+        raise HubError(f"{spec.display} is a local folder; it has no snapshot")
+    offline = transfer.is_offline(offline)
+    if offline and force_reload:
+        raise HubError("force_reload needs the network, but offline mode is on")
+    if not force_reload and (found := cached(spec)):
+        return found
+    if offline:
+        raise _offline_error(spec)
+    folder = repo_dir(spec)
+    folder.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder / ".lock")):
+        # Another thread or process may have fetched it while this one waited.
+        if not force_reload and (found := cached(spec)):
+            return found
+        _clean_leftovers(folder)
+        return _fetch_and_extract(
+            spec, folder, force_reload=force_reload, verbose=verbose, max_bytes=max_bytes
+        )
+
+
+def _fetch_and_extract(
+    spec: HubSpec, folder: Path, *, force_reload: bool, verbose: bool, max_bytes: int
+) -> Path:
+    archive = folder / ".tmp-archive"
+    staging = None
+    try:
+        fetch(spec.archive_url, archive, what=spec.display, verbose=verbose)
+        commit = archive_commit(archive)
+        if commit is None:
+            # No commit recorded (a hand-made archive): a full SHA asked for names itself, else the content does.
+            full = spec.kind != "url" and _COMMIT.match(spec.ref.lower())
+            commit = spec.ref.lower() if full else integrity.sha256_file(archive)
+        target = folder / commit
+        # Another ref may already have brought this commit: a commit's tree never changes, so keep it,
+        # unless force_reload asks for a fresh copy.
+        if force_reload or not target.is_dir():
+            staging = Path(tempfile.mkdtemp(dir=folder, prefix=".tmp-extract-"))
+            extract_archive(archive, staging, max_bytes=max_bytes)
+            if not (staging / "hubconf.py").is_file():
+                raise HubError(f"{spec.display}: the archive has no hubconf.py at its top level")
+            if target.exists():
+                # Swap the fresh copy in, then drop the old one.
+                old = folder / f".tmp-old-{commit}"
+                os.rename(target, old)
+                os.rename(staging, target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.rename(staging, target)
+            staging = None
+        refs = read_index(folder)
+        refs[_ref_key(spec)] = commit
+        _write_index(folder, refs)
+        return target
+    finally:
+        # The archive, and what zoo.transfer keeps beside it (.part, .lock, its digest record).
+        integrity.forget(archive)
+        for p in folder.glob(f"{archive.name}*"):
+            p.unlink(missing_ok=True)
+        if staging is not None:
+            with contextlib.suppress(OSError):
+                shutil.rmtree(staging)

@@ -1,0 +1,132 @@
+"""Which remote hub repos may run their `hubconf.py`: the trusted list in the zoo home, and the prompt.
+
+`trust_repo` keeps torch.hub's meanings: True trusts (and records) the repo; "check" (the default, and what
+None means, as torch.hub's default is now "check") uses the trusted list and asks when the repo is not on it;
+False always asks. Nothing ever waits for an answer without a terminal on stdin: an untrusted repo then
+fails at once with the command that trusts it.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from . import cache
+from .errors import HubError
+from .hub_specs import HubSpec
+
+# The owners torch.hub trusts without asking; they apply to the GitHub layout only.
+DEFAULT_OWNERS = ("pytorch", "facebookresearch", "facebookincubator", "fairinternal")
+TRUST_VALUES = (True, False, "check", None)
+
+
+def trust_file() -> Path:
+    """The trusted list: one repo a line (`owner/repo`, `gitlab:group/repo` or an archive URL)."""
+    return cache.home() / "hub" / "trusted_repos.txt"
+
+
+def trusted() -> list[str]:
+    """The repos on the trusted list, in the order they were added."""
+    try:
+        lines = trust_file().read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def trusted_by_default(key: str) -> bool:
+    """Whether `key` is a GitHub repo of an owner torch.hub trusts by default."""
+    return not key.startswith("gitlab:") and "://" not in key and key.split("/")[0] in DEFAULT_OWNERS
+
+
+def is_trusted(key: str) -> bool:
+    """Whether the repo `key` (a HubSpec.trust_key) may run without asking."""
+    return trusted_by_default(key) or key in trusted()
+
+
+def _write(keys: list[str]) -> None:
+    path = trust_file()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".trusted.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write("".join(k + "\n" for k in keys))
+    os.replace(tmp, path)
+
+
+def add(key: str) -> bool:
+    """Put `key` on the trusted list; False if it was already there."""
+    trust_file().parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(trust_file()) + ".lock"):
+        keys = trusted()
+        if key in keys:
+            return False
+        _write([*keys, key])
+    return True
+
+
+def remove(key: str) -> bool:
+    """Take `key` off the trusted list; False if it was not on it."""
+    if not trust_file().exists():
+        return False
+    with FileLock(str(trust_file()) + ".lock"):
+        keys = trusted()
+        if key not in keys:
+            return False
+        _write([k for k in keys if k != key])
+    return True
+
+
+def trust_command(spec: HubSpec) -> str:
+    """The shell command that trusts `spec`'s repo."""
+    return f"zoo trust {shlex.quote(spec.trust_key)}"
+
+
+def _ask(key: str, source: str) -> bool:
+    print(
+        f"zoo: {key} is not on your trusted list; loading it runs its hubconf.py from {source}.\n"
+        "Trust this repository and add it to the list? [y/N] ",
+        end="",
+        file=sys.stderr,
+        flush=True,
+    )
+    answer = sys.stdin.readline().strip().lower()
+    return answer in ("y", "yes")
+
+
+def _interactive() -> bool:
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (ValueError, OSError):  # closed or detached stdin
+        return False
+
+
+def check_trust(spec: HubSpec, trust_repo: Any = None) -> None:
+    """Raise HubError unless `spec`'s code may run, asking on a terminal when torch.hub would ask."""
+    if trust_repo not in TRUST_VALUES or (isinstance(trust_repo, int) and not isinstance(trust_repo, bool)):
+        raise HubError(f"trust_repo must be True, False, 'check' or None, not {trust_repo!r}")
+    if not spec.is_remote:
+        return
+    key = spec.trust_key
+    known = is_trusted(key)
+    if trust_repo is True:
+        if not known:
+            add(key)
+        return
+    if known and trust_repo is not False:
+        return
+    if not _interactive():
+        if known:  # trust_repo=False asks only where someone can answer; the repo is trusted already
+            return
+        raise HubError(
+            f"{key} is not a trusted repository, so its hubconf.py was not run; if you trust it, run "
+            f"`{trust_command(spec)}` (or pass trust_repo=True, or --trust on the command line)"
+        )
+    if not _ask(key, spec.archive_url.split("?", 1)[0]):
+        raise HubError(f"{key} was not trusted, so its hubconf.py was not run")
+    if not known:
+        add(key)
