@@ -159,3 +159,10 @@ def test_a_wrong_size_is_reported_as_not_found(entry, server):
     server.files[f"/files/{FILE}"] = data + b"extra"
     with pytest.raises(WeightsNotFoundError, match=f"announces {len(data) + 5} bytes, expected {len(data)}"):
         weights.resolve(w)
+
+
+def test_hub_load_offline_reaches_the_weights(entry, server):
+    repo = Path(__file__).resolve().parent.parent
+    with pytest.raises(WeightsNotFoundError, match="offline"):
+        zoo.load(str(repo), "mlp", pretrained=True, offline=True)
+    assert server.connections == 0

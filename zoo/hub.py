@@ -23,6 +23,7 @@ from typing import Any
 from . import snapshots
 from .errors import HubError, MissingDependenciesError, unknown
 from .hub_specs import parse_spec
+from .transfer import offline_mode
 from .trust import check_trust
 
 HUBCONF = "hubconf.py"
@@ -276,5 +277,6 @@ def load(
     """Call entry point `entry` of a hub repo with `*args, **kwargs` and return what it returns."""
     repo_dir, module = _open(repo_or_dir, source, force_reload, trust_repo, offline, verbose)
     fn = _entry(module, entry, repo_dir)
-    with isolated(repo_dir):
+    # offline=True also holds for the weights the entry point resolves (zoo's own builders).
+    with isolated(repo_dir), offline_mode(offline):
         return fn(*args, **kwargs)
