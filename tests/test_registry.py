@@ -5,6 +5,7 @@ import torch
 from torchvision.models import ResNet50_Weights
 
 import zoo
+from zoo import manifest
 from zoo.errors import UnknownNameError
 from zoo.registry import resolve_weights
 
@@ -82,11 +83,16 @@ def test_resolve_weights_forms(tmp_path: Path):
     assert resolve_weights("resnet50", f) == f
 
 
-def test_resolve_weights_errors(tmp_path: Path):
+def test_resolve_weights_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     with pytest.raises(UnknownNameError, match="are for 'resnet18', not 'resnet50'"):
         resolve_weights("resnet50", "resnet18.imagenet1k_v1")
     with pytest.raises(UnknownNameError, match="weight file not found"):
         resolve_weights("resnet50", str(tmp_path / "missing.pth"))
+    data = manifest.read_raw(manifest.DEFAULT_MANIFEST)
+    data["weights"] = {k: v for k, v in data["weights"].items() if v["arch"] != "mlp"}
+    data["defaults"].pop("mlp", None)
+    manifest.write_raw(data, tmp_path / "no_mlp.json")
+    monkeypatch.setenv("ZOO_MANIFEST", str(tmp_path / "no_mlp.json"))
     with pytest.raises(UnknownNameError, match="no pretrained weights are known for 'mlp'"):
         resolve_weights("mlp", "DEFAULT")
     with pytest.raises(UnknownNameError, match="unknown weights for resnet50 'imagenet22k'"):

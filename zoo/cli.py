@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import cli_cache, cli_tasks, hub, hub_cli, manifest, registry, weights
+from . import cli_cache, cli_publish, cli_tasks, hub, hub_cli, manifest, registry, weights
 from .errors import ZooError
 from .hub_specs import looks_like_spec
 from .manifest import Weights
@@ -139,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     hub_cli.add_remote_options(p)
     cli_cache.register(sub, _emit, _table)
     cli_tasks.register(sub)
+    cli_publish.register(sub)
     hub_cli.add_commands(add)
     return parser
 

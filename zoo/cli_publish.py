@@ -1,0 +1,91 @@
+"""`zoo publish` and `zoo check`: share a trained model as a hub repo entry, and review a hub repo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from .errors import ZooError
+
+
+def _meta(args: argparse.Namespace) -> dict[str, Any]:
+    meta: dict[str, Any] = {}
+    for field in ("license", "dataset", "source", "docs"):
+        if getattr(args, field):
+            meta[field] = getattr(args, field)
+    if args.command_line:
+        meta["training_command"] = args.command_line
+    for item in args.metric or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ZooError(f"--metric {item!r}: use NAME=VALUE")
+        try:
+            meta.setdefault("metrics", {})[name] = float(value)
+        except ValueError:
+            raise ZooError(f"--metric {item!r}: {value!r} is not a number") from None
+    return meta
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from .publish import publish
+
+    w = publish(
+        args.checkpoint,
+        name=args.name,
+        arch=args.arch,
+        out_dir=args.out_dir,
+        manifest=args.manifest,
+        meta=_meta(args),
+        base_url=args.base_url,
+        default=True if args.default else None,
+        repo=args.repo,
+    )
+    info = {"key": w.key, "file": w.file_name, "sha256": w.sha256, "size": w.size, "repo": args.repo}
+    text = f"published {w.key}: {args.out_dir}/{w.file_name} ({w.size} bytes, sha256 {w.sha256})"
+    if args.repo:
+        text += f"\nhub entry point {w.key.replace('.', '_')} in {args.repo}/hubconf.py"
+    print(json.dumps(info, indent=2) if args.json else text)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .check import check_repo
+
+    problems = check_repo(args.repo)
+    if args.json:
+        print(json.dumps({"repo": args.repo, "problems": problems}, indent=2))
+    else:
+        for p in problems:
+            print(p, file=sys.stderr)
+        print(f"{args.repo}: {'ok' if not problems else f'{len(problems)} problem(s)'}")
+    return 1 if problems else 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add `publish` and `check` to the CLI's subcommands."""
+    p = sub.add_parser(
+        "publish", help="publish trained weights (and a hub entry point)", description=cmd_publish.__doc__
+    )
+    p.add_argument("checkpoint", help="a .pth/.safetensors state dict, or a `zoo finetune` output folder")
+    p.add_argument("--name", required=True, help="weights name, e.g. blobs (key <arch>.blobs)")
+    p.add_argument("--arch", help="the zoo architecture (read from a finetune folder if omitted)")
+    p.add_argument("--out-dir", default="weights", help="folder for the hashed file (default: weights)")
+    p.add_argument("--manifest", default="weights_manifest.json", help="manifest to add the entry to")
+    p.add_argument("--repo", help="also make this folder a hub repo with an entry point for the weights")
+    p.add_argument("--default", action="store_true", help="make these the arch's default weights")
+    p.add_argument("--base-url", help="where the file will be downloadable from (URL of its folder)")
+    p.add_argument("--license")
+    p.add_argument("--dataset")
+    p.add_argument("--source")
+    p.add_argument("--docs", help="one-line description (the entry point's docstring)")
+    p.add_argument("--command", dest="command_line", help="the training command, for the model card")
+    p.add_argument("--metric", action="append", metavar="NAME=VALUE")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_publish)
+
+    p = sub.add_parser("check", help="review a hub repo (imports, dependencies, entry points, weights)")
+    p.add_argument("repo", help="a folder holding hubconf.py")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_check)

@@ -1,0 +1,211 @@
+"""`zoo.publish`: turn a trained model into a hashed weight file, a manifest entry and a hub entry point.
+
+The file is `<key>-<first 8 hex of its sha256>.safetensors`, so a changed model gets a new name and never
+overwrites a published one, and publishing the same tensors again changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from filelock import FileLock
+from safetensors.torch import save_file
+
+from . import integrity, manifest, registry, serialization
+from .errors import ZooError
+from .manifest import Weights
+
+HUBCONF_HEADER = '''"""Hub entry points published with `zoo publish`; they load with torch.hub.load and zoo.load."""
+
+dependencies = ["torch", "zoo"]
+'''
+
+
+def _state_dict(source: Any) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Tensors and whatever a `zoo finetune` folder says about them (arch, categories, metrics...)."""
+    if isinstance(source, torch.nn.Module):
+        return dict(source.state_dict()), {}
+    if isinstance(source, Mapping):
+        return dict(source), {}
+    path = Path(source)
+    card: dict[str, Any] = {}
+    if path.is_dir():  # a `zoo finetune` output folder
+        card = json.loads((path / "model.json").read_text()) if (path / "model.json").is_file() else {}
+        path = path / "model.safetensors"
+    elif path.with_suffix(".json").is_file():
+        card = json.loads(path.with_suffix(".json").read_text())
+    if not path.is_file():
+        raise ZooError(f"{source}: no such checkpoint (a .pth/.safetensors file or a `zoo finetune` folder)")
+    return serialization.load_state_dict(path), card
+
+
+def _entry_name(key: str) -> str:
+    return re.sub(r"\W", "_", key)
+
+
+def publish(
+    model_or_state_dict: Any,
+    *,
+    name: str,
+    arch: str | None = None,
+    out_dir: str | os.PathLike,
+    manifest: str | os.PathLike | None = "weights_manifest.json",
+    meta: dict[str, Any] | None = None,
+    categories: list[str] | None = None,
+    kwargs: dict[str, Any] | None = None,
+    base_url: str | None = None,
+    default: bool | None = None,
+    repo: str | os.PathLike | None = None,
+) -> Weights:
+    """Publish weights of `arch` as `<arch>.<name>`: a hashed safetensors file in `out_dir`, an entry in `manifest`.
+
+    `model_or_state_dict`: a module, a state dict, a `.pth`/`.safetensors` file or a `zoo finetune` folder
+    (whose arch, categories, preset and metrics are used). The weights are checked to build `arch` first.
+    `meta` may carry license, dataset, metrics, source and the training command. `default`: make it the
+    arch's default weights (None: only if the arch has none). `base_url`: the folder URL the file will be
+    served from (recorded as the entry's URL). `repo`: also make that folder a hub repo with
+    an entry point that loads the file (works with torch.hub.load and zoo.load). Returns the new Weights.
+    """
+    tensors, card = _state_dict(model_or_state_dict)
+    arch = registry.canonical_name(arch or card.get("arch") or "")
+    key = name if name.startswith(f"{arch}.") else f"{arch}.{name}"
+    if not re.fullmatch(r"[A-Za-z0-9_]+\.[A-Za-z0-9_.-]+", key):
+        raise ZooError(f"invalid weights name {key!r}: use letters, digits, '_', '-' and '.'")
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+        staged = Path(tmp) / "staged.safetensors"
+        save_file(tensors, str(staged))
+        model = registry.get_model(arch, weights=staged, device="cpu")  # fails early if they don't fit
+        digest = integrity.sha256_file(staged)
+        file_name = f"{key.replace('.', '-')}-{digest[:8]}.safetensors"
+        target = out_dir / file_name
+        if not target.exists():
+            os.replace(staged, target)  # same name means same bytes: nothing is ever overwritten
+    integrity.remember(target, digest)
+
+    entry: dict[str, Any] = {
+        "arch": arch,
+        "file_name": file_name,
+        "urls": [f"{base_url.rstrip('/')}/{file_name}"] if base_url else [],
+        "sha256": digest,
+        "size": target.stat().st_size,
+        "kwargs": dict(kwargs or {}),
+        "meta": {
+            "num_params": sum(p.numel() for p in model.parameters()),
+            **_card_meta(card),
+            **(meta or {}),
+        },
+    }
+    cats = categories or card.get("categories")
+    if cats:
+        entry["categories"] = list(cats)
+    if card.get("transforms"):
+        entry["transforms"] = card["transforms"]
+    if manifest is not None:
+        _update_manifest(Path(manifest), key, entry, default)
+    weights = manifest_module_weights(key, entry)
+    if repo is not None:
+        write_hub_entry(Path(repo), weights, target)
+        _update_manifest(Path(repo) / "weights_manifest.json", key, entry, default)
+    return weights
+
+
+def manifest_module_weights(key: str, entry: dict[str, Any]) -> Weights:
+    """The `Weights` for a manifest entry written by `publish` (inline categories)."""
+    return manifest.entry_to_weights(key, entry, {})
+
+
+def _card_meta(card: dict[str, Any]) -> dict[str, Any]:
+    meta: dict[str, Any] = {}
+    if card.get("metrics"):
+        meta["metrics"] = {"validation": card["metrics"]}
+    if card.get("settings"):
+        meta["training"] = card["settings"]
+    if card.get("base_weights"):
+        meta["base_weights"] = card["base_weights"]
+    return meta
+
+
+def _update_manifest(path: Path, key: str, entry: dict[str, Any], default: bool | None) -> None:
+    with FileLock(str(path) + ".lock"):
+        data = (
+            manifest.read_raw(path)
+            if path.exists()
+            else {"schema_version": manifest.SCHEMA_VERSION, "weights": {}, "defaults": {}}
+        )
+        if data["weights"].get(key) == entry and (
+            default is not True or data["defaults"].get(entry["arch"]) == key
+        ):
+            return  # re-publishing the same file changes nothing
+        data["weights"][key] = entry
+        if default or (default is None and entry["arch"] not in data["defaults"]):
+            data["defaults"][entry["arch"]] = key
+        manifest.write_raw(data, path)
+
+
+def write_hub_entry(repo: Path, weights: Weights, weight_file: Path) -> Path:
+    """Make `repo` a hub repo with an entry point named after `weights.key` that loads `weight_file`."""
+    repo.mkdir(parents=True, exist_ok=True)
+    (repo / "weights").mkdir(exist_ok=True)
+    bundled = repo / "weights" / weights.file_name
+    if not bundled.exists():
+        bundled.write_bytes(weight_file.read_bytes())
+    entry = _entry_name(weights.key)
+    summary = weights.meta.get("docs") or f"{weights.arch} with the published weights {weights.key}"
+    block = f'''
+
+# --- zoo publish: {entry} ---
+def {entry}(pretrained: bool = True, **kwargs):
+    """{summary}.
+
+    Args:
+        pretrained: load the published weights (file weights/{weights.file_name}, sha256 {weights.sha256}).
+        **kwargs: passed to zoo.get_model("{weights.arch}", ...), e.g. device="cpu".
+    """
+    from zoo.publish import load_published
+
+    return load_published(
+        __file__, "weights/{weights.file_name}", "{weights.arch}", "{weights.sha256}", pretrained,
+        {weights.kwargs!r}, {weights.categories!r}, **kwargs
+    )
+# --- end: {entry} ---
+'''
+    hubconf = repo / "hubconf.py"
+    text = hubconf.read_text() if hubconf.exists() else HUBCONF_HEADER
+    pattern = re.compile(rf"\n\n# --- zoo publish: {entry} ---\n.*?# --- end: {entry} ---\n", re.S)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text + block
+    tmp = hubconf.with_name(".hubconf.py.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, hubconf)
+    return hubconf
+
+
+def load_published(
+    hubconf_file: str,
+    relative_path: str,
+    arch: str,
+    sha256: str,
+    pretrained: bool = True,
+    arch_kwargs: dict[str, Any] | None = None,
+    categories: list[str] | None = None,
+    **kwargs: Any,
+) -> torch.nn.Module:
+    """Build `arch` with a repo's published weight file, verified against `sha256` first (hubconf helper)."""
+    path = Path(hubconf_file).resolve().parent / relative_path
+    if not pretrained:
+        return registry.get_model(arch, weights=None, **{**(arch_kwargs or {}), **kwargs})
+    integrity.check(path, sha256, what=path.name)
+    model = registry.get_model(arch, weights=path, **{**(arch_kwargs or {}), **kwargs})
+    if categories:
+        model.categories = list(categories)  # the labels travel with the model
+    return model
