@@ -14,6 +14,8 @@ from . import hub, integrity, manifest
 from .errors import ZooError
 from .transfer import offline_mode
 
+_NETWORK_USED = "network access refused by zoo check"
+
 
 class _NetworkUsed(OSError):
     pass
@@ -24,7 +26,7 @@ def no_network() -> Iterator[None]:
     """Within the block, any attempt to open a network connection fails (and is reported as such)."""
 
     def refuse(*args: object, **kwargs: object) -> None:
-        raise _NetworkUsed("network access while checking")
+        raise _NetworkUsed(_NETWORK_USED)
 
     with contextlib.ExitStack() as stack:
         for target, attr in (
@@ -59,8 +61,8 @@ def check_repo(repo: str | Path) -> list[str]:
         with no_network(), offline_mode(True):
             module = hub.import_hubconf(repo, force_reload=True)
     except ZooError as e:
-        cause = e.__cause__
-        reason = "it opens a network connection" if isinstance(cause, _NetworkUsed) else str(e)
+        # urllib and requests wrap the refusal in their own errors: look for its message.
+        reason = "it opens a network connection" if _NETWORK_USED in str(e) else str(e)
         return [*problems, f"{hub.HUBCONF} does not import without network: {reason}"]
     for name in hub.entry_points(module):
         problems.extend(_check_entry(repo, name, getattr(module, name)))
@@ -91,9 +93,9 @@ def _check_entry(repo: Path, name: str, fn: object) -> list[str]:
     try:
         with no_network(), offline_mode(True), hub.isolated(repo):
             built = fn(pretrained=False)
-    except _NetworkUsed:
-        return [*problems, f"{where}(pretrained=False) opens a network connection"]
     except Exception as e:
+        if _NETWORK_USED in str(e):
+            return [*problems, f"{where}(pretrained=False) opens a network connection"]
         return [*problems, f"{where}(pretrained=False) fails: {type(e).__name__}: {e}"]
     if not isinstance(built, torch.nn.Module):
         problems.append(

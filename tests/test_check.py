@@ -1,0 +1,120 @@
+"""zoo check: a hub repo reviewed as a maintainer would, one line per problem."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from zoo import check_repo, manifest
+from zoo.cli import main
+
+GOOD = '''
+"""A tiny hub repo."""
+dependencies = ["torch"]
+
+import torch
+
+
+def net(pretrained: bool = False, **kwargs):
+    """A linear layer."""
+    return torch.nn.Linear(2, 2)
+'''
+
+
+def repo_with(tmp_path, hubconf: str):
+    repo = tmp_path / "repo"
+    repo.mkdir(exist_ok=True)
+    (repo / "hubconf.py").write_text(hubconf)
+    return repo
+
+
+def test_a_good_repo_passes(tmp_path, capsys):
+    repo = repo_with(tmp_path, GOOD)
+    assert check_repo(repo) == []
+    assert main(["check", str(repo)]) == 0 and capsys.readouterr().out.strip().endswith(": ok")
+
+
+def test_every_problem_is_one_line(tmp_path, capsys):
+    repo = repo_with(
+        tmp_path,
+        GOOD.replace('dependencies = ["torch"]', "")
+        + '''
+from pathlib import Path
+
+
+class Helper:
+    pass
+
+
+def undocumented(pretrained=False):
+    return torch.nn.Linear(1, 1)
+
+
+def broken(pretrained=False):
+    """Fails."""
+    raise RuntimeError("no such layer")
+
+
+def settings(pretrained=False):
+    """Not a model."""
+    return {"lr": 0.1}
+
+
+def no_pretrained():
+    """Takes nothing."""
+    return torch.nn.Linear(1, 1)
+''',
+    )
+    problems = check_repo(repo)
+    text = "\n".join(problems)
+    assert "no `dependencies = [...]` list" in text
+    assert "hubconf.py: Helper is a public helper" in text and "hubconf.py: Path is a public helper" in text
+    assert "hubconf.py: undocumented has no docstring" in text
+    assert "hubconf.py: broken(pretrained=False) fails: RuntimeError: no such layer" in text
+    assert "hubconf.py: settings(pretrained=False) returns dict, not a model" in text
+    assert "hubconf.py: no_pretrained does not take `pretrained`" in text
+    assert len(problems) == 7
+    assert main(["check", str(repo), "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["problems"] == problems
+
+
+def test_network_at_import_and_missing_dependencies(tmp_path):
+    repo = repo_with(
+        tmp_path, GOOD + '\nimport urllib.request\nurllib.request.urlopen("http://127.0.0.1:9/x")\n'
+    )
+    (problem,) = check_repo(repo)
+    assert "does not import without network: it opens a network connection" in problem
+    repo = repo_with(tmp_path, GOOD.replace('["torch"]', '["torch", "no_such_module_xyz"]'))
+    assert check_repo(repo) == [
+        f"missing dependencies for {repo.resolve()}: no_such_module_xyz (pip install no_such_module_xyz)"
+    ]
+
+
+def test_bundled_weights_must_match_the_manifest(tmp_path):
+    repo = repo_with(tmp_path, GOOD)
+    (repo / "weights").mkdir()
+    torch.save({"w": torch.zeros(2)}, repo / "weights" / "a.pth")
+    (repo / "weights" / "b.pth").write_bytes(b"12345")
+    data = {
+        "schema_version": manifest.SCHEMA_VERSION,
+        "defaults": {},
+        "weights": {
+            "net.a": {
+                "arch": "net",
+                "file_name": "a.pth",
+                "sha256": "0" * 64,
+                "size": (repo / "weights" / "a.pth").stat().st_size,
+            },
+            "net.b": {"arch": "net", "file_name": "b.pth", "sha256": "1234"},
+            "net.c": {"arch": "net", "file_name": "c.pth", "sha256": "0" * 64, "size": 1},
+        },
+    }
+    (repo / "weights_manifest.json").write_text(json.dumps(data))
+    assert check_repo(repo) == [
+        "weights_manifest.json: net.a: weights/a.pth does not match its sha256",
+        "weights_manifest.json: net.b has no full sha256",
+        "weights_manifest.json: net.b has no size",
+        "weights_manifest.json: net.b: weights/b.pth does not match its sha256",
+        "weights_manifest.json: net.c: weights/c.pth is missing and the entry has no URL",
+    ]

@@ -1,0 +1,147 @@
+"""zoo.publish / zoo publish: hashed files, manifest entries, hub entry points that torch.hub loads too."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import zoo
+from zoo import cache, manifest
+from zoo.cli import main
+from zoo.errors import WeightsMismatchError
+from zoo.models.mlp import make_mlp
+from zoo.publish import publish
+
+
+@pytest.fixture
+def target(tmp_path, monkeypatch):
+    """An empty manifest in use, and the zoo cache as the output folder (so resolution finds the files)."""
+    path = tmp_path / "manifest.json"
+    manifest.write_raw({"schema_version": manifest.SCHEMA_VERSION, "weights": {}, "defaults": {}}, path)
+    monkeypatch.setenv("ZOO_MANIFEST", str(path))
+    return path, cache.weights_dir()
+
+
+def test_publish_writes_a_hashed_file_and_an_entry(target):
+    path, out = target
+    torch.manual_seed(0)
+    model = make_mlp()
+    w = publish(model, name="t", arch="custom_model", out_dir=out, manifest=path, meta={"license": "MIT"})
+    assert w.key == "mlp.t" and w.file_name == f"mlp-t-{w.sha256[:8]}.safetensors"
+    entry = json.loads(path.read_text())["weights"]["mlp.t"]
+    assert entry["sha256"] == zoo.integrity.sha256_file(out / w.file_name) and entry["size"] == w.size
+    assert entry["meta"]["license"] == "MIT" and entry["meta"]["num_params"] == 67
+    assert json.loads(path.read_text())["defaults"]["mlp"] == "mlp.t"
+    loaded = zoo.get_model("mlp", weights="mlp.t", device="cpu")
+    assert torch.equal(loaded.output_layer.weight, model.output_layer.weight)
+
+
+def test_republishing_is_a_no_op_and_changes_get_new_names(target):
+    path, out = target
+    model = make_mlp()
+    first = publish(model, name="t", arch="mlp", out_dir=out, manifest=path)
+    stamp = path.stat().st_mtime_ns, path.read_bytes()
+    assert publish(model.state_dict(), name="t", arch="mlp", out_dir=out, manifest=path) == first
+    assert (path.stat().st_mtime_ns, path.read_bytes()) == stamp
+    with torch.no_grad():
+        model.output_layer.bias += 1
+    second = publish(model, name="t", arch="mlp", out_dir=out, manifest=path)
+    assert second.file_name != first.file_name
+    assert (out / first.file_name).is_file() and (out / second.file_name).is_file()  # nothing overwritten
+
+
+def test_weights_that_do_not_fit_publish_nothing(target):
+    path, out = target
+    before = path.read_bytes()
+    with pytest.raises(WeightsMismatchError):
+        publish(make_mlp().state_dict(), name="bad", arch="resnet18", out_dir=out, manifest=path)
+    assert path.read_bytes() == before and not any(out.glob("*.safetensors"))
+
+
+def test_repo_entry_loads_with_zoo_and_torch_hub(target, tmp_path):
+    path, out = target
+    model = make_mlp()
+    w = publish(
+        model,
+        name="t",
+        arch="mlp",
+        out_dir=out,
+        manifest=path,
+        repo=tmp_path / "repo",
+        categories=["a", "b", "c"],
+        meta={"docs": "A test MLP"},
+    )
+    repo = tmp_path / "repo"
+    assert (repo / "weights" / w.file_name).is_file()
+    assert zoo.list(str(repo)) == ["mlp_t"] and zoo.help(str(repo), "mlp_t").startswith("A test MLP.")
+    x = torch.randn(5, 4)
+    by_zoo = zoo.load(str(repo), "mlp_t", device="cpu")
+    by_torch = torch.hub.load(str(repo), "mlp_t", source="local", device="cpu")
+    assert torch.equal(by_zoo(x), model(x)) and torch.equal(by_torch(x), model(x))
+    assert by_zoo.categories == ["a", "b", "c"]
+    assert zoo.check_repo(repo) == []
+    publish(
+        model, name="t", arch="mlp", out_dir=out, manifest=path, repo=repo
+    )  # re-publishing keeps one entry
+    assert (repo / "hubconf.py").read_text().count("def mlp_t(") == 1
+
+
+def test_finetune_folder_carries_its_card(target, tmp_path):
+    path, out = target
+    folder = tmp_path / "ft"
+    folder.mkdir()
+    from safetensors.torch import save_file
+
+    net = zoo.get_model("resnet18", weights=None, num_classes=2, device="cpu")
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(folder / "model.safetensors"))
+    card = {
+        "arch": "resnet18",
+        "categories": ["cat", "dog"],
+        "metrics": {"val_acc": 0.9},
+        "transforms": {"preset": "image_classification", "crop_size": 64, "resize_size": 73},
+    }
+    (folder / "model.json").write_text(json.dumps(card))
+    w = publish(folder, name="pets", out_dir=out, manifest=path)
+    assert w.arch == "resnet18" and w.categories == ["cat", "dog"]
+    assert w.meta["metrics"] == {"validation": {"val_acc": 0.9}} and w.transforms().crop_size == [64]
+
+
+def test_cli_publish(target, tmp_path, capsys):
+    path, out = target
+    torch.save(make_mlp().state_dict(), tmp_path / "ckpt.pth")
+    code = main(
+        [
+            "publish",
+            str(tmp_path / "ckpt.pth"),
+            "--arch",
+            "mlp",
+            "--name",
+            "cli",
+            "--out-dir",
+            str(out),
+            "--manifest",
+            str(path),
+            "--metric",
+            "acc=0.97",
+            "--license",
+            "MIT",
+            "--json",
+        ]
+    )
+    info = json.loads(capsys.readouterr().out)
+    assert code == 0 and info["key"] == "mlp.cli" and (out / info["file"]).is_file()
+    assert zoo.get_weights("mlp.cli").meta["metrics"] == {"acc": 0.97}
+    code = main(
+        ["publish", str(tmp_path / "missing.pth"), "--arch", "mlp", "--name", "x", "--manifest", str(path)]
+    )
+    assert code == 1 and "no such checkpoint" in capsys.readouterr().err
+
+
+def test_zoo_repo_mlp_is_the_bundled_tutorial_model():
+    root = Path(__file__).resolve().parent.parent
+    w = zoo.get_weights("mlp")
+    assert w.key == "mlp.blobs" and (root / "weights" / w.file_name).is_file()
+    assert w.meta["metrics"]["blobs_test"]["acc"] > 0.95
