@@ -187,3 +187,19 @@ def test_translate_into_a_folder_keeps_same_named_inputs_apart(capsys, tmp_path)
         "--json",
     )
     assert code == 0 and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["x-2.png", "x.png"]
+
+
+def test_bad_numbers_are_usage_errors(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["classify", "x.jpg", "--topk", "0"])
+    assert info.value.code == 2 and "must be at least 1" in capsys.readouterr().err
+
+
+def test_translate_a_folder_into_one_file_is_refused(capsys, tmp_path):
+    (tmp_path / "in").mkdir()
+    for i in range(2):
+        photo(40, 30, seed=i).save(tmp_path / "in" / f"{i}.jpg")
+    code, _, err = run(
+        capsys, "translate", str(tmp_path / "in"), "-o", str(tmp_path / "out.png"), "--weights", "none"
+    )
+    assert code == 1 and "2 images were found; pass a folder" in err and not (tmp_path / "out.png").exists()

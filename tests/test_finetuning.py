@@ -98,3 +98,65 @@ def test_bad_data_folders(tmp_path):
     Image.new("RGB", (8, 8)).save(tmp_path / "one" / "only" / "a.png")
     with pytest.raises(zoo.ZooError, match="at least two"):
         finetune(tmp_path / "one", tmp_path / "out", weights=None)
+
+
+def test_googlenet_checkpoint_reloads_with_the_preprocessing_it_was_trained_with(two_classes, tmp_path):
+    torch.manual_seed(0)
+    finetune(
+        two_classes,
+        tmp_path / "g",
+        model="googlenet",
+        weights=None,
+        epochs=1,
+        batch_size=8,
+        image_size=64,
+        workers=0,
+        device="cpu",
+        val_fraction=0,
+        log=lambda line: None,
+    )
+    card = json.loads((tmp_path / "g" / "model.json").read_text())
+    assert card["metrics"]["val_acc"] is None  # no validation split: null, not NaN
+    reloaded = zoo.get_model("googlenet", weights=tmp_path / "g" / "model.safetensors", device="cpu").eval()
+    assert reloaded.transform_input is True and reloaded.aux1 is None
+
+
+def test_frozen_backbone_keeps_its_batchnorm_statistics(two_classes, tmp_path, test_manifest):
+    torch.manual_seed(0)
+    base = zoo.get_model("resnet18", weights=None, device="cpu").state_dict()
+    test_manifest({"resnet18.base": (base, {})})
+    finetune(
+        two_classes,
+        tmp_path / "out",
+        model="resnet18",
+        weights="resnet18.base",
+        epochs=1,
+        batch_size=8,
+        image_size=32,
+        workers=0,
+        device="cpu",
+        freeze_backbone=True,
+        log=lambda line: None,
+    )
+    tuned = zoo.get_model(
+        "resnet18", weights=tmp_path / "out" / "model.safetensors", device="cpu"
+    ).state_dict()
+    assert torch.equal(tuned["bn1.running_mean"], base["bn1.running_mean"])
+
+
+def test_files_that_are_not_images_are_skipped_with_a_note(two_classes, tmp_path):
+    (two_classes / "reds" / "broken.png").write_bytes(b"not a png")
+    lines: list[str] = []
+    finetune(
+        two_classes,
+        tmp_path / "out",
+        model="resnet18",
+        weights=None,
+        epochs=1,
+        batch_size=8,
+        image_size=32,
+        workers=0,
+        device="cpu",
+        log=lines.append,
+    )
+    assert lines[0].startswith("skipping 1 file(s) that are not images:") and "broken.png" in lines[0]

@@ -85,9 +85,21 @@ def test_bad_files_give_one_clear_error(tmp_path, monkeypatch):
         open_image(tmp_path / "cut.jpg")
     with pytest.raises(ImageError, match=r"missing\.jpg: no such file"):
         open_image(tmp_path / "missing.jpg")
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 6000)  # 10,000 pixels: over the warning threshold
-    with pytest.raises(ImageError, match=r"bomb\.png: larger than Pillow's decompression-bomb limit"):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 6000)  # 10,000 pixels: Pillow only warns, zoo refuses
+    with (
+        pytest.warns(Image.DecompressionBombWarning),
+        pytest.raises(ImageError, match=r"bomb\.png: larger than Pillow's decompression-bomb limit"),
+    ):
         open_image(tmp_path / "bomb.png")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 4000)  # over twice the limit: Pillow's own error
     with pytest.raises(ImageError, match="decompression-bomb"):
         open_image(tmp_path / "bomb.png")
+
+
+def test_multi_picture_jpegs_use_draft_mode_too(tmp_path):
+    photo(2000, 1500).save(
+        tmp_path / "phone.mpo", format="MPO", save_all=True, append_images=[photo(200, 150)]
+    )
+    with Image.open(tmp_path / "phone.mpo") as im:
+        assert im.format == "MPO"
+    assert open_image(tmp_path / "phone.mpo", min_side=256).size == (500, 375)

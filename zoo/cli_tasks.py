@@ -14,6 +14,17 @@ from .images import IMAGE_SUFFIXES, ImageError, find_images
 SAVE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
+def positive(text: str) -> int:
+    """argparse type: an integer of at least 1 (a usage error otherwise, never a traceback)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def _weights(value: str) -> Any:
     return None if value.lower() == "none" else value
 
@@ -58,8 +69,8 @@ def cmd_translate(args: argparse.Namespace) -> int:
     paths, errors = find_images(args.inputs)
     out = Path(args.output)
     single_file = out.suffix.lower() in SAVE_SUFFIXES
-    if single_file and len(args.inputs) > 1:
-        raise ZooError(f"-o {out} is a file name, but several images were given; pass a folder")
+    if single_file and len(paths) > 1:
+        raise ZooError(f"-o {out} is a file name, but {len(paths)} images were found; pass a folder")
     written = []
     if paths:
         translator = Translator(args.model, _weights(args.weights), device=args.device, size=args.size)
@@ -156,8 +167,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model", default="resnet101")
     p.add_argument("--weights", default="DEFAULT", help="a weights key or tag, a local file, or none")
-    p.add_argument("--topk", type=int, default=5)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--topk", type=positive, default=5)
+    p.add_argument("--batch-size", type=positive, default=32)
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
 
     p = add("translate", cmd_translate, "translate images with the CycleGAN (horse to zebra)")
@@ -165,14 +176,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, help="an image file (one input) or a folder")
     p.add_argument("--model", default="cyclegan")
     p.add_argument("--weights", default="horse2zebra")
-    p.add_argument("--size", type=int, default=256, help="shorter side of the input, as in the book (256)")
+    p.add_argument(
+        "--size", type=positive, default=256, help="shorter side of the input, as in the book (256)"
+    )
 
     p = add("generate", cmd_generate, "generate images from noise and save them as a grid")
-    p.add_argument("-n", type=int, default=64, help="number of images")
+    p.add_argument("-n", type=positive, default=64, help="number of images")
     p.add_argument("-o", "--output", required=True, help="grid image file, e.g. grid.png")
     p.add_argument("--model", default="dcgan")
     p.add_argument("--weights", default="DEFAULT")
-    p.add_argument("--nrow", type=int, default=8, help="images per row")
+    p.add_argument("--nrow", type=positive, default=8, help="images per row")
     p.add_argument("--seed", type=int, help="the same seed gives the same grid")
 
     p = add("finetune", cmd_finetune, "fine-tune a classifier on an ImageFolder (one sub-folder per class)")
@@ -180,11 +193,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, help="folder for model.safetensors and model.json")
     p.add_argument("--model", default="resnet18")
     p.add_argument("--weights", default="DEFAULT", help="pretrained weights to start from, or none")
-    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--epochs", type=positive, default=5)
     p.add_argument("--freeze-backbone", action="store_true", help="train only the new head")
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=positive, default=32)
     p.add_argument("--val-fraction", type=float, default=0.2)
-    p.add_argument("--image-size", type=int, help="crop size instead of the preset's (smaller is faster)")
+    p.add_argument(
+        "--image-size", type=positive, help="crop size instead of the preset's (smaller is faster)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, help="data-loading processes (default: up to 4)")

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from .errors import ZooError
 
@@ -61,21 +60,22 @@ def open_image(path: str | os.PathLike, *, min_side: int | None = None) -> Image
     """
     path = Path(path)
     try:
-        with warnings.catch_warnings():
+        with Image.open(path) as im:
             # Between Pillow's limit and twice it Pillow only warns; such files are refused all the same.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                if min_side and im.format == "JPEG":
-                    scale = min_side / min(im.size)
-                    if scale < 1:
-                        im.draft("RGB", (math.ceil(im.width * scale), math.ceil(im.height * scale)))
-                im.load()
-                return to_rgb(ImageOps.exif_transpose(im))
+            # (Checked here rather than through warning filters, which are global and not thread-safe.)
+            if Image.MAX_IMAGE_PIXELS and im.width * im.height > Image.MAX_IMAGE_PIXELS:
+                raise Image.DecompressionBombError(f"{im.width * im.height} pixels")
+            if min_side and isinstance(im, JpegImagePlugin.JpegImageFile):  # MPO (phones) included
+                scale = min_side / min(im.size)
+                if scale < 1:
+                    im.draft("RGB", (math.ceil(im.width * scale), math.ceil(im.height * scale)))
+            im.load()
+            return to_rgb(ImageOps.exif_transpose(im))
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image (or a format Pillow cannot read)") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except Image.DecompressionBombError:
         raise ImageError(
             f"{path}: larger than Pillow's decompression-bomb limit ({Image.MAX_IMAGE_PIXELS} pixels)"
         ) from None

@@ -95,7 +95,8 @@ class Classifier:
     @torch.inference_mode()
     def predict(self, batch: torch.Tensor, topk: int) -> list[Prediction]:
         """Top-k (label, percent) for a batch of prepared tensors, best first."""
-        x = batch.to(self.device, non_blocking=True)
+        # Pinned memory makes the copy to a GPU asynchronous; on CPU there is nothing to copy.
+        x = batch.pin_memory().to(self.device, non_blocking=True) if self.device.type == "cuda" else batch
         if self.precision != "fp32" or self.device.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
         # On CPU, pieces of 4 keep activations in cache: 32 at once measured 30-40 % slower per image.

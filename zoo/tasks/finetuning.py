@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 from safetensors.torch import save_file
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -75,8 +76,12 @@ def _run_epoch(
     optimizer: torch.optim.Optimizer | None,
     show: bool,
     desc: str,
+    frozen: list[nn.Module] = (),
 ) -> tuple[float, float]:
+    """One pass over `loader`: training when an optimizer is given, else evaluation. (mean loss, accuracy)"""
     model.train(optimizer is not None)
+    for m in frozen:  # a frozen backbone keeps its BatchNorm statistics too
+        m.eval()
     loss_sum, correct, seen = 0.0, 0, 0
     criterion = nn.CrossEntropyLoss()
     with (
@@ -133,14 +138,24 @@ def finetune(
     arch = registry.canonical_name(model)
     resolved = registry.resolve_weights(arch, weights)
     folder = _image_folder(data_dir)
+    unreadable = [p for p, _ in folder.samples if not _identifies(p)]
+    if unreadable:
+        log(f"skipping {len(unreadable)} file(s) that are not images: {', '.join(unreadable[:5])}")
+        kept = [(p, t) for p, t in folder.samples if p not in set(unreadable)]
+        folder.samples, folder.targets = kept, [t for _, t in kept]
     classes = folder.classes
-    net = registry.get_model(arch, weights=resolved, num_classes=len(classes), device=target)
+    # GoogLeNet: the input transform its ImageNet weights expect, used from scratch too, because a saved
+    # checkpoint is reloaded with it; no auxiliary heads (their outputs would only be thrown away).
+    arch_kwargs = {"transform_input": True, "aux_logits": False} if arch == "googlenet" else {}
+    net = registry.get_model(arch, weights=resolved, num_classes=len(classes), device=target, **arch_kwargs)
     head = head_of(net)
+    frozen: list[nn.Module] = []
     if freeze_backbone:
         for p in net.parameters():
             p.requires_grad_(False)
         for p in head.parameters():
             p.requires_grad_(True)
+        frozen = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
     preset = resolved.transforms() if isinstance(resolved, Weights) else None
     if not isinstance(preset, ImageClassification):
@@ -151,7 +166,12 @@ def finetune(
         )
     train_idx, val_idx = split_indices(folder.targets, val_fraction, seed)
     workers = min(4, os.cpu_count() or 1) if workers is None else workers
-    loader_args = {"batch_size": batch_size, "num_workers": workers, "pin_memory": target.type == "cuda"}
+    loader_args = {
+        "batch_size": batch_size,
+        "num_workers": workers,
+        "pin_memory": target.type == "cuda",
+        "persistent_workers": workers > 0,  # not restarted every epoch
+    }
     train_loader = DataLoader(
         _Transformed(folder, train_idx, presets.image_classification_train(preset)),
         shuffle=True,
@@ -162,6 +182,15 @@ def finetune(
     optimizer = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=lr, momentum=0.9)
     show = sys.stderr.isatty() if progress is None else progress
 
+    settings = {
+        "epochs": epochs,
+        "lr": lr,
+        "batch_size": batch_size,
+        "freeze_backbone": freeze_backbone,
+        "val_fraction": val_fraction,
+        "seed": seed,
+        "data_dir": str(data_dir),
+    }
     out_dir.mkdir(parents=True, exist_ok=True)
     best: dict[str, Any] | None = None
     history = []
@@ -170,7 +199,9 @@ def finetune(
     )
     for epoch in range(1, epochs + 1):
         started = time.perf_counter()
-        train_loss, train_acc = _run_epoch(net, train_loader, target, optimizer, show, f"epoch {epoch} train")
+        train_loss, train_acc = _run_epoch(
+            net, train_loader, target, optimizer, show, f"epoch {epoch} train", frozen
+        )
         val_loss, val_acc = (
             _run_epoch(net, val_loader, target, None, show, f"epoch {epoch} val")
             if val_loader
@@ -192,8 +223,28 @@ def finetune(
         if best is None or score > best["score"]:
             best = {"score": score, **row}
             _save(net, out_dir / "model.safetensors")
+            # Written with every new best, so weights and card never disagree, even after an interruption.
+            card = _finite(_card(arch, classes, resolved, best, history, preset, settings))
+            _write_json(out_dir / "model.json", card)
     assert best is not None
-    card = {
+    card = _finite(_card(arch, classes, resolved, best, history, preset, settings))
+    _write_json(out_dir / "model.json", card)
+    log(
+        f"best epoch {best['epoch']} (val acc {best['val_acc']:.4f}) saved to {out_dir / 'model.safetensors'}"
+    )
+    return card
+
+
+def _card(
+    arch: str,
+    classes: list[str],
+    resolved: Any,
+    best: dict[str, Any],
+    history: list[dict[str, Any]],
+    preset: ImageClassification,
+    settings: dict[str, Any],
+) -> dict[str, Any]:
+    return {
         "arch": arch,
         "num_classes": len(classes),
         "categories": classes,
@@ -201,27 +252,29 @@ def finetune(
         if isinstance(resolved, Weights)
         else (str(resolved) if resolved else None),
         "metrics": {k: best[k] for k in ("epoch", "train_loss", "train_acc", "val_loss", "val_acc")},
-        "history": history,
         "transforms": {
             "preset": "image_classification",
             "crop_size": preset.crop_size[0],
             "resize_size": preset.resize_size[0],
         },
-        "settings": {
-            "epochs": epochs,
-            "lr": lr,
-            "batch_size": batch_size,
-            "freeze_backbone": freeze_backbone,
-            "val_fraction": val_fraction,
-            "seed": seed,
-            "data_dir": str(data_dir),
-        },
+        "history": list(history),
+        "settings": settings,
     }
-    (out_dir / "model.json").write_text(json.dumps(_finite(card), indent=2) + "\n")
-    log(
-        f"best epoch {best['epoch']} (val acc {best['val_acc']:.4f}) saved to {out_dir / 'model.safetensors'}"
-    )
-    return card
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+
+
+def _identifies(path: str) -> bool:
+    # Reads the header only: cheap enough to check every file before training starts.
+    try:
+        with Image.open(path) as im:
+            return im.width > 0 and im.height > 0
+    except Exception:
+        return False
 
 
 def _finite(value: Any) -> Any:

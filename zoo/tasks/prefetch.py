@@ -20,7 +20,8 @@ def prefetch(
     An exception raised by `fn` is yielded in place of its result, so one bad input does not stop the rest.
     """
     workers = workers or min(4, os.cpu_count() or 1)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="zoo-prefetch") as pool:
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="zoo-prefetch")
+    try:
         pending: deque[tuple[T, Future[R]]] = deque()
         source = iter(items)
         for item in source:
@@ -33,9 +34,13 @@ def prefetch(
             if nxt is not _END:
                 pending.append((nxt, pool.submit(fn, nxt)))
             try:
-                yield item, future.result()
+                result: R | Exception = future.result()
             except Exception as e:  # handed to the caller, which reports it per item
-                yield item, e
+                result = e
+            yield item, result
+    finally:
+        # Stopped early (an error, Ctrl-C, a closed generator): drop the queued work instead of finishing it.
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 _END = object()

@@ -11,6 +11,7 @@ from torchvision.transforms.functional import to_pil_image
 
 from .. import presets, registry
 from ..devices import for_inference, resolve_device
+from ..errors import ZooError
 from ..images import open_image, to_rgb
 
 
@@ -25,6 +26,8 @@ class Translator:
         device: str | torch.device | None = None,
         size: int = 256,
     ) -> None:
+        if size < 16:  # the generator's reflection padding and two downsamplings need room
+            raise ZooError(f"size must be at least 16 pixels, not {size}")
         self.device = resolve_device(device)
         self.size = size
         self.model = for_inference(registry.get_model(model, weights=weights, device=self.device))
