@@ -53,7 +53,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from .check import check_repo
 
-    problems = check_repo(args.repo)
+    problems = check_repo(args.repo, strict=args.strict)
     if args.json:
         print(json.dumps({"repo": args.repo, "problems": problems}, indent=2))
     else:
@@ -87,5 +87,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("check", help="review a hub repo (imports, dependencies, entry points, weights)")
     p.add_argument("repo", help="a folder holding hubconf.py")
+    p.add_argument(
+        "--strict", action="store_true", help="also require full hashes and sizes of downloaded files"
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_check)
