@@ -32,7 +32,9 @@ def no_network() -> Iterator[None]:
         for target, attr in (
             (socket.socket, "connect"),
             (socket.socket, "connect_ex"),
+            (socket.socket, "sendto"),
             (socket, "create_connection"),
+            (socket, "getaddrinfo"),  # DNS lookups
         ):
             original = getattr(target, attr)
             setattr(target, attr, refuse)
@@ -138,6 +140,6 @@ def _check_manifest(repo: Path, strict: bool) -> list[str]:
             problems.append(
                 f"{where}: weights/{bundled.name} is {bundled.stat().st_size} bytes, the entry says {size}"
             )
-        elif sha and not integrity.matches(str(sha), integrity.digest(bundled)):
+        elif sha and not integrity.matches(str(sha), integrity.digest(bundled, rehash=True)):
             problems.append(f"{where}: weights/{bundled.name} does not match its sha256")
     return problems

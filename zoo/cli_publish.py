@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from .errors import ZooError
@@ -29,28 +30,37 @@ def _meta(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from .publish import publish
+    """Publish a checkpoint: hashed safetensors file, manifest entry and, with --repo, a hub entry point."""
+    from .publish import entry_name, publish
+
+    # With --repo, the file and the manifest entry go into the repo unless told otherwise.
+    in_repo = Path(args.repo) if args.repo else None
+    out_dir = args.out_dir or (in_repo / "weights" if in_repo else Path("weights"))
+    manifest = args.manifest or (
+        in_repo / "weights_manifest.json" if in_repo else Path("weights_manifest.json")
+    )
 
     w = publish(
         args.checkpoint,
         name=args.name,
         arch=args.arch,
-        out_dir=args.out_dir,
-        manifest=args.manifest,
+        out_dir=out_dir,
+        manifest=manifest,
         meta=_meta(args),
         base_url=args.base_url,
         default=True if args.default else None,
         repo=args.repo,
     )
     info = {"key": w.key, "file": w.file_name, "sha256": w.sha256, "size": w.size, "repo": args.repo}
-    text = f"published {w.key}: {args.out_dir}/{w.file_name} ({w.size} bytes, sha256 {w.sha256})"
+    text = f"published {w.key}: {out_dir}/{w.file_name} ({w.size} bytes, sha256 {w.sha256})"
     if args.repo:
-        text += f"\nhub entry point {w.key.replace('.', '_')} in {args.repo}/hubconf.py"
+        text += f"\nhub entry point {entry_name(w.key)} in {args.repo}/hubconf.py"
     print(json.dumps(info, indent=2) if args.json else text)
     return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    """Review a hub repo: one line per problem on stderr, exit 1 if any."""
     from .check import check_repo
 
     problems = check_repo(args.repo, strict=args.strict)
@@ -71,8 +81,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", help="a .pth/.safetensors state dict, or a `zoo finetune` output folder")
     p.add_argument("--name", required=True, help="weights name, e.g. blobs (key <arch>.blobs)")
     p.add_argument("--arch", help="the zoo architecture (read from a finetune folder if omitted)")
-    p.add_argument("--out-dir", default="weights", help="folder for the hashed file (default: weights)")
-    p.add_argument("--manifest", default="weights_manifest.json", help="manifest to add the entry to")
+    p.add_argument(
+        "--out-dir", help="folder for the hashed file (default: REPO/weights with --repo, else weights)"
+    )
+    p.add_argument(
+        "--manifest",
+        help="manifest to add the entry to (default: REPO/weights_manifest.json, else weights_manifest.json)",
+    )
     p.add_argument("--repo", help="also make this folder a hub repo with an entry point for the weights")
     p.add_argument("--default", action="store_true", help="make these the arch's default weights")
     p.add_argument("--base-url", help="where the file will be downloadable from (URL of its folder)")

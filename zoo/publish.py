@@ -6,9 +6,12 @@ overwrites a published one, and publishing the same tensors again changes nothin
 
 from __future__ import annotations
 
+import ast
+import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,7 +21,7 @@ import torch
 from filelock import FileLock
 from safetensors.torch import save_file
 
-from . import integrity, manifest, registry, serialization
+from . import cache, hub, integrity, manifest, registry, serialization
 from .errors import ZooError
 from .manifest import Weights
 
@@ -46,7 +49,8 @@ def _state_dict(source: Any) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     return serialization.load_state_dict(path), card
 
 
-def _entry_name(key: str) -> str:
+def entry_name(key: str) -> str:
+    """The hubconf entry point published for weights `key` (`mlp.blobs` -> `mlp_blobs`)."""
     return re.sub(r"\W", "_", key)
 
 
@@ -82,6 +86,14 @@ def publish(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
+    kwargs = dict(kwargs or {})
+    if card.get("num_classes") and "num_classes" not in kwargs:
+        kwargs["num_classes"] = int(card["num_classes"])  # so pretrained=False builds the same head
+    try:
+        json.dumps(kwargs, allow_nan=False)
+    except (TypeError, ValueError):
+        raise ZooError(f"kwargs must be plain JSON data (numbers, strings, lists), not {kwargs!r}") from None
+
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
         staged = Path(tmp) / "staged.safetensors"
         save_file(tensors, str(staged))
@@ -89,9 +101,7 @@ def publish(
         digest = integrity.sha256_file(staged)
         file_name = f"{key.replace('.', '-')}-{digest[:8]}.safetensors"
         target = out_dir / file_name
-        if not target.exists():
-            os.replace(staged, target)  # same name means same bytes: nothing is ever overwritten
-    integrity.remember(target, digest)
+        _place(staged, target, digest)
 
     entry: dict[str, Any] = {
         "arch": arch,
@@ -99,7 +109,7 @@ def publish(
         "urls": [f"{base_url.rstrip('/')}/{file_name}"] if base_url else [],
         "sha256": digest,
         "size": target.stat().st_size,
-        "kwargs": dict(kwargs or {}),
+        "kwargs": kwargs,
         "meta": {
             "num_params": sum(p.numel() for p in model.parameters()),
             **_card_meta(card),
@@ -120,6 +130,23 @@ def publish(
     return weights
 
 
+def _place(staged: Path, target: Path, digest: str) -> None:
+    """Move `staged` to `target`, readable by others; an existing target must already hold these bytes."""
+    if target.exists():
+        actual = integrity.sha256_file(target)
+        if actual != digest:
+            raise ZooError(
+                f"{target} exists with other content (sha256 {actual}, expected {digest}); "
+                "published files are never overwritten: move it away first"
+            )
+    else:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staged, 0o644 & ~umask)  # safetensors writes 0600; a web server must be able to serve it
+        os.replace(staged, target)
+    integrity.remember(target, digest)
+
+
 def manifest_module_weights(key: str, entry: dict[str, Any]) -> Weights:
     """The `Weights` for a manifest entry written by `publish` (inline categories)."""
     return manifest.entry_to_weights(key, entry, {})
@@ -136,8 +163,15 @@ def _card_meta(card: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
+def _lock(path: Path) -> FileLock:
+    # Kept in the zoo home, not beside the file: a published repo should not grow lock files.
+    locks = cache.home() / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(locks / (hashlib.sha1(str(path.resolve()).encode()).hexdigest() + ".lock")))
+
+
 def _update_manifest(path: Path, key: str, entry: dict[str, Any], default: bool | None) -> None:
-    with FileLock(str(path) + ".lock"):
+    with _lock(path):
         data = (
             manifest.read_raw(path)
             if path.exists()
@@ -156,15 +190,24 @@ def _update_manifest(path: Path, key: str, entry: dict[str, Any], default: bool 
 def write_hub_entry(repo: Path, weights: Weights, weight_file: Path) -> Path:
     """Make `repo` a hub repo with an entry point named after `weights.key` that loads `weight_file`."""
     repo.mkdir(parents=True, exist_ok=True)
+    with _lock(repo / "hubconf.py"):
+        return _write_hub_entry(repo, weights, weight_file)
+
+
+def _write_hub_entry(repo: Path, weights: Weights, weight_file: Path) -> Path:
     (repo / "weights").mkdir(exist_ok=True)
-    bundled = repo / "weights" / weights.file_name
-    if not bundled.exists():
-        bundled.write_bytes(weight_file.read_bytes())
-    entry = _entry_name(weights.key)
-    summary = weights.meta.get("docs") or f"{weights.arch} with the published weights {weights.key}"
+    with tempfile.TemporaryDirectory(dir=repo / "weights") as tmp:
+        staged = Path(tmp) / weights.file_name
+        shutil.copyfile(weight_file, staged)
+        _place(staged, repo / "weights" / weights.file_name, weights.sha256)
+    entry = entry_name(weights.key)
+    summary = str(weights.meta.get("docs") or f"{weights.arch} with the published weights {weights.key}")
+    # Escaped for a triple-quoted docstring; the result is parsed before it replaces the hubconf.
+    summary = summary.rstrip(".").replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    marker = f"# --- zoo publish: {entry} ({weights.key}) ---"
     block = f'''
 
-# --- zoo publish: {entry} ---
+{marker}
 def {entry}(pretrained: bool = True, **kwargs):
     """{summary}.
 
@@ -182,12 +225,34 @@ def {entry}(pretrained: bool = True, **kwargs):
 '''
     hubconf = repo / "hubconf.py"
     text = hubconf.read_text() if hubconf.exists() else HUBCONF_HEADER
-    pattern = re.compile(rf"\n\n# --- zoo publish: {entry} ---\n.*?# --- end: {entry} ---\n", re.S)
+    _check_hubconf(hubconf, text, entry, weights.key)
+    pattern = re.compile(rf"\n\n# --- zoo publish: {entry} \(.*?\) ---\n.*?# --- end: {entry} ---\n", re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text + block
-    tmp = hubconf.with_name(".hubconf.py.tmp")
+    try:
+        ast.parse(text)
+    except SyntaxError as e:
+        raise ZooError(
+            f"the entry point for {weights.key} would not be valid Python ({e.msg}); hubconf unchanged"
+        ) from None
+    tmp = hubconf.with_name(f".hubconf.py.{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, hubconf)
     return hubconf
+
+
+def _check_hubconf(hubconf: Path, text: str, entry: str, key: str) -> None:
+    """Refuse to publish into a hubconf where the entry would clash or could not load."""
+    own = re.search(rf"^# --- zoo publish: {entry} \((.*?)\) ---$", text, re.M)
+    if own and own.group(1) != key:
+        raise ZooError(f"{hubconf}: entry point {entry} already serves {own.group(1)}; choose another name")
+    if not own and re.search(rf"^(def|class) {entry}\b|^{entry}\s*=", text, re.M):
+        raise ZooError(f"{hubconf} already defines {entry}; choose another name")
+    if hubconf.exists():
+        deps = hub.declared_dependencies(hubconf.parent)
+        if "zoo" not in deps:
+            raise ZooError(
+                f'{hubconf}: add "zoo" to its `dependencies` list first (published entry points load with zoo)'
+            )
 
 
 def load_published(
