@@ -94,12 +94,19 @@ def cmd_trust(args: argparse.Namespace) -> int:
     """`zoo trust REPO`, `zoo trust --list`, `zoo trust --remove REPO`."""
     if args.list:
         data = {"trusted": trust.trusted(), "default_owners": list(trust.DEFAULT_OWNERS)}
-        lines = [*data["trusted"], *(f"{owner}/* (torch.hub's default)" for owner in trust.DEFAULT_OWNERS)]
+        lines = [
+            *data["trusted"],
+            *(f"{owner}/* (torch.hub's default, on github.com only)" for owner in trust.DEFAULT_OWNERS),
+        ]
         _emit(args, data, "\n".join(lines))
         return 0
     target = args.remove or args.repo
     if not target:
         raise ZooError("name a repo (zoo trust OWNER/REPO), or use --list or --remove OWNER/REPO")
+    if args.remove and trust.remove(target):
+        # A line as `zoo trust --list` shows it, e.g. another server's `https://ghe.example/owner/repo`.
+        _emit(args, {"repo": target, "trusted": False}, f"removed {target} from the trusted list")
+        return 0
     spec = parse_spec(target)
     if not spec.is_remote:
         raise ZooError(f"{target} is a local directory; local repos are always trusted")

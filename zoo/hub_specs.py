@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from .errors import HubError
+from .transfer import show_url
 
 SOURCES = ("github", "gitlab", "local", "url")
 DEFAULT_GITHUB_URL = "https://github.com"
@@ -52,22 +53,31 @@ class HubSpec:
 
     @property
     def display(self) -> str:
-        """The spec as a user would write it (no credentials: specs never carry any)."""
+        """The spec as a user would write it, for messages: an archive URL without its query (signed URLs and
+        `?private_token=` carry secrets there)."""
         if self.kind == "local":
             return str(self.local)
         if self.kind == "url":
-            return self.base
+            return show_url(self.base)
         prefix = "gitlab:" if self.kind == "gitlab" else ""
         suffix = "" if self.ref == HEAD else f":{self.ref}"
         return f"{prefix}{self.path}{suffix}"
 
     @property
-    def trust_key(self) -> str:
-        """The name a trust decision is recorded under: the repo without its ref."""
+    def on_default_host(self) -> bool:
+        """Whether a GitHub or GitLab spec is on github.com or gitlab.com (not a server set by environment)."""
         if self.kind == "github":
-            return self.path
-        if self.kind == "gitlab":
-            return f"gitlab:{self.path}"
+            return same_server(self.base, DEFAULT_GITHUB_URL)
+        return self.kind == "gitlab" and same_server(self.base, DEFAULT_GITLAB_URL)
+
+    @property
+    def trust_key(self) -> str:
+        """The name a trust decision is recorded under: the repo without its ref, and with its server unless
+        that is github.com or gitlab.com (`owner/repo`, `https://ghe.example/owner/repo`, `gitlab:group/repo`,
+        `gitlab:https://gitlab.example/group/repo`); for an archive URL, the URL without its query."""
+        if self.kind in ("github", "gitlab"):
+            where = "" if self.on_default_host else f"{show_url(self.base)}/"
+            return f"{'gitlab:' if self.kind == 'gitlab' else ''}{where}{self.path}"
         return self.display
 
     @property
@@ -94,6 +104,18 @@ class HubSpec:
         # An Enterprise server under a path prefix is another server than its host's root.
         prefix = parts.path.strip("/").replace("/", "_") if self.kind != "url" else ""
         return f"{name}_{prefix}" if prefix else name
+
+
+def same_server(a: str, b: str) -> bool:
+    """Whether two forge base URLs name the same server (scheme, host, port and path prefix)."""
+    pa, pb = urlsplit(a), urlsplit(b)
+    ports = {"http": 80, "https": 443}
+    return (
+        pa.scheme == pb.scheme
+        and (pa.hostname or "") == (pb.hostname or "")
+        and (pa.port or ports.get(pa.scheme)) == (pb.port or ports.get(pb.scheme))
+        and pa.path.rstrip("/") == pb.path.rstrip("/")
+    )
 
 
 def github_url() -> str:
