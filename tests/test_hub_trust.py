@@ -89,3 +89,10 @@ def test_archive_url_secrets_stay_out_of_messages_and_the_trusted_list(forge, ca
     # nor anything the zoo wrote
     home = zoo.cache.home()
     assert not [p for p in home.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
+
+
+def test_trust_repo_none_is_check_not_torch_hubs_silent_trust(forge, no_terminal):
+    # torch.hub 2.14 would add the repo to its list without asking; zoo asks, or fails without a terminal
+    with pytest.raises(HubError, match="not a trusted repository"):
+        zoo.load("alice/nets", "version", trust_repo=None)
+    assert trust.trusted() == [] and forge.requests == []

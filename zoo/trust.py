@@ -1,9 +1,10 @@
 """Which remote hub repos may run their `hubconf.py`: the trusted list in the zoo home, and the prompt.
 
-`trust_repo` keeps torch.hub's meanings: True trusts (and records) the repo; "check" (the default, and what
-None means, as torch.hub's default is now "check") uses the trusted list and asks when the repo is not on it;
-False always asks. Nothing ever waits for an answer without a terminal on stdin: an untrusted repo then
-fails at once with the command that trusts it.
+`trust_repo` keeps torch.hub's meanings for True (trust the repo and record it), "check" (the default, as in
+torch.hub: use the trusted list, ask when the repo is not on it) and False (always ask). None differs on
+purpose: torch.hub (2.14) skips the prompt for None and silently adds the repo to its trusted list, which
+would run any repo's code unasked; zoo treats None like "check". Nothing ever waits for an answer without a
+terminal on stdin: an untrusted repo then fails at once with the command that trusts it.
 """
 
 from __future__ import annotations
