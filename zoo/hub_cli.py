@@ -49,11 +49,20 @@ def cmd_list_repo(args: argparse.Namespace) -> int:
     return 0
 
 
+# zoo.load's own keyword arguments: as --kwarg they would collide with hub_kwargs (a TypeError).
+RESERVED_KWARGS = ("source", "force_reload", "trust_repo", "offline", "skip_validation", "verbose")
+
+
 def parse_kwarg(item: str) -> tuple[str, Any]:
     """`name=value` with value read as a Python literal (`3`, `True`, `'x'`, `[1, 2]`), else as a string."""
     name, eq, text = item.partition("=")
     if not eq or not name.isidentifier():
         raise ZooError(f"--kwarg {item!r}: expected NAME=VALUE")
+    if name in RESERVED_KWARGS:
+        raise ZooError(
+            f"--kwarg {item!r}: {name} is an option of zoo load itself, not of the entry point "
+            "(use --offline, --force-reload or --trust)"
+        )
     try:
         value = ast.literal_eval(text)
     except (ValueError, SyntaxError):
