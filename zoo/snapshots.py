@@ -143,6 +143,13 @@ def _fetch_and_extract(
     try:
         fetch(spec.archive_url, archive, what=spec.display, verbose=verbose)
         commit = archive_commit(archive, label=spec.display)
+        pinned = spec.ref.lower() if spec.kind != "url" and _COMMIT.match(spec.ref.lower()) else None
+        if commit is not None and pinned is not None and commit != pinned:
+            # Recording it under the pin would make the pin mean other code, for good (it is never refetched).
+            raise HubError(
+                f"{spec.display}: the server sent an archive of commit {commit}, not the commit asked for; "
+                "nothing was cached"
+            )
         if commit is None:
             # No commit recorded (a hand-made archive): a full SHA asked for names itself, else the content does.
             full = spec.kind != "url" and _COMMIT.match(spec.ref.lower())
