@@ -1,3 +1,4 @@
+import warnings
 from pathlib import Path
 
 import pytest
@@ -105,8 +106,17 @@ def test_local_paths(tmp_path, monkeypatch):
     assert parse_spec(str(tmp_path)).local == tmp_path
     monkeypatch.chdir(tmp_path)
     (tmp_path / "owner" / "repo").mkdir(parents=True)
-    assert parse_spec("owner/repo").kind == "local"  # an existing directory wins, as in torch.hub's local
-    assert parse_spec("owner/repo", source="github").kind == "github"
+    with pytest.warns(
+        UserWarning, match="'owner/repo' is an existing folder.*source='github'.*'./owner/repo'"
+    ):
+        assert parse_spec("owner/repo").kind == "local"  # an existing directory wins, as in torch.hub's local
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said the way it is meant: no warning
+        assert parse_spec("owner/repo", source="github").kind == "github"
+        assert parse_spec("owner/repo", source="local").kind == "local"
+        assert parse_spec("./owner/repo").kind == "local"
+        assert parse_spec("owner").kind == "local"  # not owner/repo: nothing to confuse it with
+        assert not looks_like_spec("owner/repo")  # no hubconf.py; and the load that follows warns, not this
     assert parse_spec("/does/not/exist").kind == "local"  # a path, so the error will say "not a directory"
     assert not parse_spec("./x").is_remote
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -182,12 +183,27 @@ def _url(spec: str) -> HubSpec:
     return HubSpec("url", base=spec)
 
 
+def _github_reading(spec: str) -> bool:
+    try:
+        path, ref = _split_ref(spec, spec)
+        _repo_path(spec, path, nested=False)
+        _ref(spec, ref)
+    except HubError:
+        return False
+    return True
+
+
 def parse_spec(repo_or_dir: str | os.PathLike[str], source: str | None = None) -> HubSpec:
     """Parse a hub spec; `source` ("github", "gitlab", "local", "url") forces how it is read.
 
-    Without `source`, an existing directory is a local repo, `gitlab:` names a GitLab project, a URL an
-    archive, and `owner/repo[:ref]` a GitHub repo. Anything else fails with one message listing the forms.
+    Without `source`, an existing directory is a local repo (with a warning when it is written like
+    `owner/repo`), `gitlab:` names a GitLab project, a URL an archive, and `owner/repo[:ref]` a GitHub repo.
+    Anything else fails with one message listing the forms.
     """
+    return _parse(repo_or_dir, source, warn=True)
+
+
+def _parse(repo_or_dir: str | os.PathLike[str], source: str | None, *, warn: bool) -> HubSpec:
     if source is not None and source not in SOURCES:
         raise HubError(f"unknown source {source!r}; use one of {', '.join(SOURCES)}")
     if isinstance(repo_or_dir, os.PathLike):
@@ -198,7 +214,18 @@ def parse_spec(repo_or_dir: str | os.PathLike[str], source: str | None = None) -
     if not spec.strip():
         raise _malformed(spec, "empty")
     # Written as a path (absolute, ./, ../, ~): a local folder, even one that does not exist (for its error).
-    if source == "local" or (source is None and (_pathlike(spec) or Path(spec).expanduser().is_dir())):
+    if source == "local" or (source is None and _pathlike(spec)):
+        return HubSpec("local", local=Path(spec).expanduser())
+    if source is None and Path(spec).expanduser().is_dir():
+        # torch.hub's reading too, but a folder that happens to be called `pytorch/vision` would silently
+        # stand in for the GitHub repo: say so.
+        if warn and _github_reading(spec):
+            warnings.warn(
+                f"{spec!r} is an existing folder, used as a local hub repo; it also reads as the GitHub repo "
+                f"{spec}: pass source='github' for that, or write './{spec}' to say the folder",
+                UserWarning,
+                stacklevel=3,
+            )
         return HubSpec("local", local=Path(spec).expanduser())
     if spec != spec.strip() or any(c.isspace() for c in spec):
         raise _malformed(spec, "spaces")
@@ -217,7 +244,7 @@ def looks_like_spec(text: str) -> bool:
     """Whether `text` names a hub repo rather than a model pattern: a remote spec, a path written as one
     (absolute, `./`, `~`), or a folder holding hubconf.py."""
     try:
-        spec = parse_spec(text)
+        spec = _parse(text, None, warn=False)  # the load that follows warns, once
     except HubError:
         return False
     return spec.is_remote or _pathlike(text) or (spec.local / "hubconf.py").is_file()
