@@ -205,7 +205,11 @@ def test_repeated_loads_share_classes_and_late_imports_work(tmp_path, monkeypatc
         ("def f(:\n", "syntax error"),
         ("from torch import nothing_here\n", "failed to import: ImportError"),
         ("raise RuntimeError('boom')\n", "failed to import: RuntimeError: boom"),
-        ('dependencies = "torch"\n', "must be a literal list"),
+        ('dependencies = "torch"\n', "`dependencies` must be a list of module names, not 'torch'"),
+        (
+            "dependencies = ['torch'] + [3]\n",
+            "`dependencies` must be a list of module names, not \\['torch', 3\\]",
+        ),
     ],
 )
 def test_broken_hubconf_is_one_clear_error(tmp_path, hubconf, message):
@@ -220,6 +224,37 @@ def test_annotated_dependencies_are_checked(tmp_path):
     )
     with pytest.raises(MissingDependenciesError, match="zoo_missing_a, zoo_missing_b"):
         zoo.list(repo)
+
+
+@pytest.mark.parametrize(
+    "declaration",
+    [
+        "dependencies = ['torch'] + ['zoo_missing_a', 'zoo_missing_b']",
+        "dependencies = ['torch']\ndependencies += ['zoo_missing_a', 'zoo_missing_b']",
+        "import os\nif os.sep:\n    dependencies = ['zoo_missing_a', 'zoo_missing_b']",
+        "dependencies, other = ['zoo_missing_a', 'zoo_missing_b'], 1",
+        "from deps import dependencies",
+    ],
+)
+def test_dependencies_that_are_not_a_literal_are_read_from_the_module(tmp_path, declaration):
+    ran = tmp_path / "ran"
+    repo = make_repo(
+        tmp_path / "r",
+        f"{declaration}\n\ndef entry():\n    open({str(ran)!r}, 'w').close()\n",
+        {"deps.py": "dependencies = ['zoo_missing_a', 'zoo_missing_b']\n"},
+    )
+    with pytest.raises(MissingDependenciesError, match="zoo_missing_a, zoo_missing_b"):
+        zoo.load(repo, "entry")
+    assert not ran.exists()  # checked before any entry point runs
+    with pytest.raises(MissingDependenciesError):  # and again: a failed check is not cached as a success
+        zoo.list(repo)
+    with pytest.raises(HubError, match="not a literal list"):
+        zoo.hub.declared_dependencies(repo)  # what `zoo check` reads, to tell the publisher
+
+
+def test_computed_dependencies_that_are_there_load(tmp_path):
+    repo = make_repo(tmp_path / "r", "dependencies = ['torch'] + []\n\ndef entry():\n    return 7\n")
+    assert zoo.load(repo, "entry") == 7
 
 
 def test_force_reload_reruns_the_repos_own_modules(tmp_path, monkeypatch):
