@@ -2,6 +2,7 @@ import inspect
 import json
 import sys
 import textwrap
+import threading
 import types
 from pathlib import Path
 
@@ -371,3 +372,78 @@ def test_cli_list_help_load_on_a_remote_repo(forge, capsys):
     assert "resnet18" in capsys.readouterr().out
     assert main(["list", str(REPO_ROOT / "docs")]) == 1  # a path is a repo, even one without a hubconf
     assert capsys.readouterr().err == f"zoo: error: no hubconf.py in {REPO_ROOT / 'docs'}\n"
+
+
+def test_entry_points_of_two_repos_in_threads_see_their_own_modules(tmp_path, monkeypatch):
+    monkeypatch.delitem(sys.modules, "models", raising=False)
+    # Both entry points meet twice: once inside their blocks before importing more of their repo, once
+    # after. Run together, each would find the other's `models` in place; run one at a time, the barrier
+    # breaks (timeout) and each just goes on.
+    rendezvous = types.ModuleType("zoo_test_rendezvous")
+    rendezvous.barrier = threading.Barrier(2, timeout=0.5)
+    monkeypatch.setitem(sys.modules, "zoo_test_rendezvous", rendezvous)
+    hubconf = '''
+    import threading
+    from models import VALUE
+
+    def meet():
+        """Import more of the repo while the other thread is in its entry point too."""
+        import zoo_test_rendezvous
+        try:
+            zoo_test_rendezvous.barrier.wait()
+        except threading.BrokenBarrierError:
+            pass
+        from models.inner import tag
+        seen = (VALUE, tag())
+        try:
+            zoo_test_rendezvous.barrier.wait()
+        except threading.BrokenBarrierError:
+            pass
+        return seen
+    '''
+    repos = {
+        name: make_repo(
+            tmp_path / name,
+            hubconf,
+            {
+                "models/__init__.py": f"VALUE = {name!r}\n",
+                "models/inner.py": f"def tag(): return {name.upper()!r}\n",
+            },
+        )
+        for name in ("a", "b")
+    }
+    for repo in repos.values():
+        zoo.list(repo)  # imported first, so that only the entry points overlap
+    results = {}
+
+    def run(name):
+        results[name] = zoo.load(repos[name], "meet")
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in repos]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert results == {"a": ("a", "A"), "b": ("b", "B")}
+
+
+def test_an_entry_point_may_load_another_hub_repo(tmp_path, monkeypatch):
+    monkeypatch.delitem(sys.modules, "models", raising=False)
+    a, b = two_repos(tmp_path)
+    outer = make_repo(
+        tmp_path / "outer",
+        f"""
+        import zoo
+        from models import VALUE
+
+        def both():
+            "Its own VALUE, and another repo's, loaded from inside this entry point."
+            return VALUE, zoo.load({str(b)!r}, "lazy")
+        """,
+        {"models/__init__.py": "VALUE = 'outer'\n"},
+    )
+    result = []
+    thread = threading.Thread(target=lambda: result.append(zoo.load(outer, "both")))
+    thread.start()
+    thread.join(timeout=30)
+    assert result == [("outer", "B")]  # the lock is re-entrant: no deadlock

@@ -2,7 +2,9 @@
 
 Every hubconf is imported under a module name of its own, with its folder on `sys.path` only while it
 imports and while an entry point runs, so two repos that both ship a `models` package do not see each
-other's code.
+other's code. Threads share `sys.modules`, so entry points (and hubconf imports) of repos that have modules
+of their own run one at a time per process, under a re-entrant lock; an entry point must not wait on another
+thread that loads a hub repo (it would wait forever).
 """
 
 from __future__ import annotations
@@ -176,8 +178,19 @@ def isolated(repo_dir: Path) -> Iterator[None]:
 
     The folder goes first on `sys.path`; same-named modules of other repos (or of the user) are set aside
     and put back afterwards. Without such a clash the repo's modules stay imported, as with torch.hub.
+    `sys.modules` is shared by all threads, so a block of a repo with modules of its own holds a process-wide
+    re-entrant lock: such blocks (entry points, hubconf imports) run one at a time, and one may open another
+    in the same thread (an entry point that loads another hub repo).
     """
     own = _own_names(repo_dir)
+    # Held across the caller's code, not just the bookkeeping: while one thread's `models` is in place,
+    # another thread's entry point must not import (or set aside) its own `models`.
+    with _LOCK if own else contextlib.nullcontext(), _isolate(repo_dir, own):
+        yield
+
+
+@contextlib.contextmanager
+def _isolate(repo_dir: Path, own: set[str]) -> Iterator[None]:
     with _LOCK:
         # str.startswith with a tuple prefilters thousands of module names in C; the exact test follows.
         prefixes = tuple(own)
