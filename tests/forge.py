@@ -142,6 +142,7 @@ class Forge:
     requests: list[Request] = field(default_factory=list)
     fail_next: list[int] = field(default_factory=list)  # statuses to answer before serving normally
     delay: float = 0.0
+    serve_instead: dict[str, str] = field(default_factory=dict)  # ref asked for -> ref served (a lying forge)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     # Public (GitHub layout) and GitLab names -> repo folder; "private" needs the token.
@@ -157,6 +158,7 @@ class Forge:
     def reset(self) -> None:
         self.requests.clear()
         self.fail_next.clear()
+        self.serve_instead.clear()
         self.delay = 0.0
 
 
@@ -197,6 +199,7 @@ def _handler(forge: Forge, name: str) -> type[BaseHTTPRequestHandler]:
             if repo is None or (project in forge.private and not token_ok):
                 return self.reply(404, b"not found")
             folder = forge.dirs[repo]
+            ref = forge.serve_instead.get(ref, ref)
             try:
                 git(folder, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
             except subprocess.CalledProcessError:

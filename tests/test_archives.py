@@ -186,3 +186,94 @@ def test_archive_without_hubconf_is_refused(tmp_path):
 def test_file_url_tar_archive_loads(tmp_path):
     archive = make_tar(tmp_path / "a.tar.gz", [(tar_info("r/hubconf.py"), HUBCONF)])
     assert zoo.load(archive.as_uri(), "version", trust_repo=True) == "ok"
+
+
+def boxed(tmp_path):
+    """An extraction folder alone in a box, so that anything made outside it shows up in the box."""
+    box = tmp_path / "box"
+    dest = box / "out"
+    dest.mkdir(parents=True)
+    (box / "outside").mkdir()
+    return box, dest
+
+
+def everything_in(box):
+    return sorted(p.relative_to(box).as_posix() for p in box.rglob("*"))
+
+
+@pytest.mark.parametrize(
+    "links",
+    [
+        # a link to the parent, then a link made through it
+        [("top/a", ".."), ("top/a/escaped", "hubconf.py")],
+        # a link into a sibling folder, then a link whose folder would be made through it
+        [("top/a", "../outside"), ("top/a/new/deeper", "../x")],
+        # the same, the second link first in the archive
+        [("top/a/escaped", "hubconf.py"), ("top/a", "..")],
+    ],
+)
+def test_links_made_through_links_never_create_anything_outside(tmp_path, links):
+    members = [(tar_info("top/hubconf.py"), HUBCONF)]
+    members += [(tar_info(name, tarfile.SYMTYPE, target), None) for name, target in links]
+    archive = make_tar(tmp_path / "a.tar.gz", members)
+    box, dest = boxed(tmp_path)
+    with pytest.raises(UnsafeArchiveError, match="outside the archive|over another member|through a link"):
+        extract_archive(archive, dest)
+    outside = [p for p in everything_in(box) if p != "out" and not p.startswith("out/")]
+    assert outside == ["outside"]
+
+
+def test_a_link_chain_that_stays_inside_is_kept(tmp_path):
+    archive = make_tar(
+        tmp_path / "a.tar.gz",
+        [
+            (tar_info("top/hubconf.py"), HUBCONF),
+            (tar_info("top/pkg/mod.py"), "X = 1\n"),
+            (tar_info("top/alias", tarfile.SYMTYPE, "pkg"), None),
+            (tar_info("top/alias2", tarfile.SYMTYPE, "alias/mod.py"), None),
+        ],
+    )
+    box, dest = boxed(tmp_path)
+    extract_archive(archive, dest)
+    assert (dest / "alias2").read_text() == "X = 1\n"
+
+
+def test_duplicate_zip_member_is_an_unsafe_archive(tmp_path):
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w") as zf, pytest.warns(UserWarning, match="Duplicate name"):
+        zf.writestr("r/hubconf.py", HUBCONF)
+        zf.writestr("r/hubconf.py", "raise SystemExit\n")
+    dest = tmp_path / "out"
+    dest.mkdir()
+    with pytest.raises(UnsafeArchiveError, match="'hubconf.py' appears twice"):
+        extract_archive(archive, dest)
+
+
+def test_truncated_archive_is_one_clear_error(tmp_path):
+    archive = make_tar(tmp_path / "a.tar.gz", [(tar_info("r/hubconf.py"), HUBCONF * 500)])
+    data = archive.read_bytes()
+    archive.write_bytes(data[: len(data) // 2])
+    dest = tmp_path / "out"
+    dest.mkdir()
+    with pytest.raises(UnsafeArchiveError, match="cannot be extracted"):
+        extract_archive(archive, dest)
+
+
+def test_duplicate_member_through_the_cli_is_one_line(tmp_path, capsys):
+    from zoo.cli import main
+
+    archive = tmp_path / "dup.zip"
+    with zipfile.ZipFile(archive, "w") as zf, pytest.warns(UserWarning):
+        zf.writestr("r/hubconf.py", HUBCONF)
+        zf.writestr("r/hubconf.py", HUBCONF)
+    assert main(["list", archive.as_uri(), "--trust"]) == 1
+    assert capsys.readouterr().err == (
+        f"zoo: error: {archive.as_uri()} cannot be extracted: 'hubconf.py' appears twice in it\n"
+    )
+
+
+def test_an_archive_url_that_is_no_archive_is_named_in_the_error(tmp_path):
+    page = tmp_path / "page.zip"
+    page.write_text("<html>not an archive</html>")
+    with pytest.raises(zoo.ZooError, match=f"^{page.as_uri()} is neither a zip nor a tar archive$"):
+        zoo.list(page.as_uri(), trust_repo=True)

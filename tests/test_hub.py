@@ -2,6 +2,7 @@ import inspect
 import json
 import sys
 import textwrap
+import threading
 import types
 from pathlib import Path
 
@@ -205,7 +206,11 @@ def test_repeated_loads_share_classes_and_late_imports_work(tmp_path, monkeypatc
         ("def f(:\n", "syntax error"),
         ("from torch import nothing_here\n", "failed to import: ImportError"),
         ("raise RuntimeError('boom')\n", "failed to import: RuntimeError: boom"),
-        ('dependencies = "torch"\n', "must be a literal list"),
+        ('dependencies = "torch"\n', "`dependencies` must be a list of module names, not 'torch'"),
+        (
+            "dependencies = ['torch'] + [3]\n",
+            "`dependencies` must be a list of module names, not \\['torch', 3\\]",
+        ),
     ],
 )
 def test_broken_hubconf_is_one_clear_error(tmp_path, hubconf, message):
@@ -220,6 +225,37 @@ def test_annotated_dependencies_are_checked(tmp_path):
     )
     with pytest.raises(MissingDependenciesError, match="zoo_missing_a, zoo_missing_b"):
         zoo.list(repo)
+
+
+@pytest.mark.parametrize(
+    "declaration",
+    [
+        "dependencies = ['torch'] + ['zoo_missing_a', 'zoo_missing_b']",
+        "dependencies = ['torch']\ndependencies += ['zoo_missing_a', 'zoo_missing_b']",
+        "import os\nif os.sep:\n    dependencies = ['zoo_missing_a', 'zoo_missing_b']",
+        "dependencies, other = ['zoo_missing_a', 'zoo_missing_b'], 1",
+        "from deps import dependencies",
+    ],
+)
+def test_dependencies_that_are_not_a_literal_are_read_from_the_module(tmp_path, declaration):
+    ran = tmp_path / "ran"
+    repo = make_repo(
+        tmp_path / "r",
+        f"{declaration}\n\ndef entry():\n    open({str(ran)!r}, 'w').close()\n",
+        {"deps.py": "dependencies = ['zoo_missing_a', 'zoo_missing_b']\n"},
+    )
+    with pytest.raises(MissingDependenciesError, match="zoo_missing_a, zoo_missing_b"):
+        zoo.load(repo, "entry")
+    assert not ran.exists()  # checked before any entry point runs
+    with pytest.raises(MissingDependenciesError):  # and again: a failed check is not cached as a success
+        zoo.list(repo)
+    with pytest.raises(HubError, match="not a literal list"):
+        zoo.hub.declared_dependencies(repo)  # what `zoo check` reads, to tell the publisher
+
+
+def test_computed_dependencies_that_are_there_load(tmp_path):
+    repo = make_repo(tmp_path / "r", "dependencies = ['torch'] + []\n\ndef entry():\n    return 7\n")
+    assert zoo.load(repo, "entry") == 7
 
 
 def test_force_reload_reruns_the_repos_own_modules(tmp_path, monkeypatch):
@@ -336,3 +372,78 @@ def test_cli_list_help_load_on_a_remote_repo(forge, capsys):
     assert "resnet18" in capsys.readouterr().out
     assert main(["list", str(REPO_ROOT / "docs")]) == 1  # a path is a repo, even one without a hubconf
     assert capsys.readouterr().err == f"zoo: error: no hubconf.py in {REPO_ROOT / 'docs'}\n"
+
+
+def test_entry_points_of_two_repos_in_threads_see_their_own_modules(tmp_path, monkeypatch):
+    monkeypatch.delitem(sys.modules, "models", raising=False)
+    # Both entry points meet twice: once inside their blocks before importing more of their repo, once
+    # after. Run together, each would find the other's `models` in place; run one at a time, the barrier
+    # breaks (timeout) and each just goes on.
+    rendezvous = types.ModuleType("zoo_test_rendezvous")
+    rendezvous.barrier = threading.Barrier(2, timeout=0.5)
+    monkeypatch.setitem(sys.modules, "zoo_test_rendezvous", rendezvous)
+    hubconf = '''
+    import threading
+    from models import VALUE
+
+    def meet():
+        """Import more of the repo while the other thread is in its entry point too."""
+        import zoo_test_rendezvous
+        try:
+            zoo_test_rendezvous.barrier.wait()
+        except threading.BrokenBarrierError:
+            pass
+        from models.inner import tag
+        seen = (VALUE, tag())
+        try:
+            zoo_test_rendezvous.barrier.wait()
+        except threading.BrokenBarrierError:
+            pass
+        return seen
+    '''
+    repos = {
+        name: make_repo(
+            tmp_path / name,
+            hubconf,
+            {
+                "models/__init__.py": f"VALUE = {name!r}\n",
+                "models/inner.py": f"def tag(): return {name.upper()!r}\n",
+            },
+        )
+        for name in ("a", "b")
+    }
+    for repo in repos.values():
+        zoo.list(repo)  # imported first, so that only the entry points overlap
+    results = {}
+
+    def run(name):
+        results[name] = zoo.load(repos[name], "meet")
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in repos]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert results == {"a": ("a", "A"), "b": ("b", "B")}
+
+
+def test_an_entry_point_may_load_another_hub_repo(tmp_path, monkeypatch):
+    monkeypatch.delitem(sys.modules, "models", raising=False)
+    a, b = two_repos(tmp_path)
+    outer = make_repo(
+        tmp_path / "outer",
+        f"""
+        import zoo
+        from models import VALUE
+
+        def both():
+            "Its own VALUE, and another repo's, loaded from inside this entry point."
+            return VALUE, zoo.load({str(b)!r}, "lazy")
+        """,
+        {"models/__init__.py": "VALUE = 'outer'\n"},
+    )
+    result = []
+    thread = threading.Thread(target=lambda: result.append(zoo.load(outer, "both")))
+    thread.start()
+    thread.join(timeout=30)
+    assert result == [("outer", "B")]  # the lock is re-entrant: no deadlock

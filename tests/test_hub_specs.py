@@ -1,3 +1,4 @@
+import warnings
 from pathlib import Path
 
 import pytest
@@ -63,12 +64,41 @@ def test_remote_specs(text, kind, path, ref, url):
 
 def test_hosts_and_trust_keys(monkeypatch):
     assert parse_spec("o/r:dev").host == "github.com" and parse_spec("o/r:dev").trust_key == "o/r"
+    # the fixture points ZOO_GITLAB_URL at another server than gitlab.com: its keys name it
+    assert parse_spec("gitlab:g/s/r:v1").trust_key == "gitlab:https://gitlab.example.invalid/g/s/r"
+    monkeypatch.delenv("ZOO_GITLAB_URL")
     assert parse_spec("gitlab:g/s/r:v1").trust_key == "gitlab:g/s/r"
     monkeypatch.setenv("ZOO_GITHUB_URL", "http://127.0.0.1:8080/ghe/")
     spec = parse_spec("o/r")
     assert spec.host == "127.0.0.1_8080_ghe"
     assert spec.archive_url == "http://127.0.0.1:8080/ghe/o/r/archive/HEAD.zip"
+    assert spec.trust_key == "http://127.0.0.1:8080/ghe/o/r"
     assert parse_spec("file:///tmp/a.zip").host == "file"
+
+
+@pytest.mark.parametrize(
+    ("github_url", "default"),
+    [
+        ("https://github.com/", True),
+        ("https://GitHub.com:443", True),
+        ("http://github.com", False),
+        ("https://github.com.evil.invalid", False),
+        ("https://github.com/mirror", False),
+        ("https://user:pw@ghe.example.invalid/", False),
+    ],
+)
+def test_trust_keys_name_any_server_but_github(monkeypatch, github_url, default):
+    monkeypatch.setenv("ZOO_GITHUB_URL", github_url)
+    spec = parse_spec("pytorch/vision:v1")
+    assert spec.on_default_host is default
+    assert (spec.trust_key == "pytorch/vision") is default
+    assert "pw" not in spec.trust_key
+
+
+def test_archive_url_query_is_not_displayed_or_a_trust_key():
+    spec = parse_spec("https://h.invalid/a/archive.zip?private_token=SECRET&x=1")
+    assert spec.display == spec.trust_key == "https://h.invalid/a/archive.zip"
+    assert "SECRET" in spec.archive_url  # still fetched with it
 
 
 def test_local_paths(tmp_path, monkeypatch):
@@ -76,8 +106,17 @@ def test_local_paths(tmp_path, monkeypatch):
     assert parse_spec(str(tmp_path)).local == tmp_path
     monkeypatch.chdir(tmp_path)
     (tmp_path / "owner" / "repo").mkdir(parents=True)
-    assert parse_spec("owner/repo").kind == "local"  # an existing directory wins, as in torch.hub's local
-    assert parse_spec("owner/repo", source="github").kind == "github"
+    with pytest.warns(
+        UserWarning, match="'owner/repo' is an existing folder.*source='github'.*'./owner/repo'"
+    ):
+        assert parse_spec("owner/repo").kind == "local"  # an existing directory wins, as in torch.hub's local
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said the way it is meant: no warning
+        assert parse_spec("owner/repo", source="github").kind == "github"
+        assert parse_spec("owner/repo", source="local").kind == "local"
+        assert parse_spec("./owner/repo").kind == "local"
+        assert parse_spec("owner").kind == "local"  # not owner/repo: nothing to confuse it with
+        assert not looks_like_spec("owner/repo")  # no hubconf.py; and the load that follows warns, not this
     assert parse_spec("/does/not/exist").kind == "local"  # a path, so the error will say "not a directory"
     assert not parse_spec("./x").is_remote
 

@@ -191,3 +191,37 @@ def test_a_second_ref_to_a_cached_commit_keeps_its_snapshot(forge):
     load_version("alice/nets:main", force_reload=True)  # a fresh copy replaces it
     assert not (snapshot / "marker").exists() and (snapshot / "hubconf.py").is_file()
     assert len(forge.archive_requests()) == 3
+
+
+def test_a_pinned_commit_served_as_another_is_refused(forge):
+    c = forge.commits
+    forge.serve_instead[c["v1"]] = "dev"
+    with pytest.raises(HubError, match=f"sent an archive of commit {c['dev']}, not the commit asked for"):
+        load_version(f"alice/nets:{c['v1']}")
+    folder = snapshots.repo_dir(parse_spec("alice/nets"))
+    assert sorted(p.name for p in folder.iterdir()) == [".lock"]  # neither snapshot nor index entry
+    forge.serve_instead.clear()
+    assert load_version(f"alice/nets:{c['v1']}") == "v1"
+
+
+def git(repo, *args):
+    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+
+
+def test_a_branch_that_moved_is_seen_after_force_reload(forge):
+    c, nets = forge.commits, forge.dirs["nets"]
+    git(nets, "branch", "moving", c["v1"])
+    try:
+        assert load_version("alice/nets:moving") == "v1"
+        git(nets, "branch", "-f", "moving", c["dev"])
+        assert load_version("alice/nets:moving") == "v1"  # the cache keeps what the branch meant
+        assert load_version("alice/nets:moving", force_reload=True) == "dev"
+        assert len(forge.archive_requests()) == 2
+        folder = snapshots.repo_dir(parse_spec("alice/nets"))
+        assert snapshots.read_index(folder)["moving"] == c["dev"]
+        assert snapshots.commits(folder) == sorted([c["v1"], c["dev"]])
+        # the old commit's snapshot is still there, and loads by its SHA without the network
+        assert load_version(f"alice/nets:{c['v1']}", offline=True) == "v1"
+        assert load_version("alice/nets:moving", offline=True) == "dev"
+    finally:
+        git(nets, "branch", "-D", "moving")

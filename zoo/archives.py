@@ -8,6 +8,7 @@ import shutil
 import stat
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -70,7 +71,7 @@ def _tar_members(tf: tarfile.TarFile) -> Iterator[_Member]:
 
 
 @contextmanager
-def _members(archive: Path) -> Iterator[tuple[Iterator[_Member], Callable[[], str | None]]]:
+def _members(archive: Path, label: str) -> Iterator[tuple[Iterator[_Member], Callable[[], str | None]]]:
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
             yield _zip_members(zf), lambda: zf.comment.decode("ascii", "replace").strip()
@@ -78,18 +79,22 @@ def _members(archive: Path) -> Iterator[tuple[Iterator[_Member], Callable[[], st
     try:
         tf = tarfile.open(archive, mode="r:*")  # noqa: SIM115 (closed by the `with` below, once it opened)
     except tarfile.TarError:
-        raise HubError(f"{archive.name} is neither a zip nor a tar archive") from None
+        raise HubError(f"{label} is neither a zip nor a tar archive") from None
     with tf:
         # git archive writes the commit id as the pax global header's `comment`.
         yield _tar_members(tf), lambda: tf.pax_headers.get("comment", "").strip()
 
 
-def archive_commit(archive: Path) -> str | None:
+def archive_commit(archive: Path, *, label: str | None = None) -> str | None:
     """The commit id `git archive` recorded in the archive (zip comment or pax header), if there is one."""
-    with _members(archive) as (members, comment):
-        for _ in members:  # the tar's global header is read as the members are
-            pass
-        found = comment()
+    label = label or archive.name
+    try:
+        with _members(archive, label) as (members, comment):
+            for _ in members:  # the tar's global header is read as the members are
+                pass
+            found = comment()
+    except (OSError, EOFError, zlib.error, zipfile.BadZipFile, tarfile.TarError) as e:
+        raise UnsafeArchiveError(f"{label} cannot be read: {_reason(e)}") from None
     return found if found and _COMMIT.match(found) else None
 
 
@@ -114,27 +119,47 @@ def _common_top(members: list[_Member]) -> str | None:
     return top if only_dir else None
 
 
-def extract_archive(archive: Path, dest: Path, *, max_bytes: int = MAX_EXTRACTED_BYTES) -> None:
+def extract_archive(
+    archive: Path, dest: Path, *, max_bytes: int = MAX_EXTRACTED_BYTES, label: str | None = None
+) -> None:
     """Extract `archive` into the empty folder `dest`, stripping its single top-level folder.
 
-    Members with absolute paths or `..`, links that resolve outside `dest`, devices, and archives over
-    `max_bytes` (declared sizes, checked before anything is written) raise UnsafeArchiveError. On error,
-    `dest` may hold a partial tree: extract into a temporary folder and rename it into place.
+    Members with absolute paths or `..`, links that resolve outside `dest`, devices, duplicate members,
+    and archives over `max_bytes` (declared sizes, checked before anything is written) raise
+    UnsafeArchiveError. Nothing is ever created outside `dest`: every folder, file and link is made only
+    where its parent resolves, on disk, inside `dest`. On error, `dest` may hold a partial tree: extract
+    into a temporary folder and rename it into place. `label` names the archive in messages.
     """
-    with _members(archive) as (found, _):
+    label = label or archive.name
+    try:
+        _extract(archive, dest, max_bytes, label)
+    except (OSError, EOFError, zlib.error, zipfile.BadZipFile, tarfile.TarError) as e:
+        # A duplicate member, a truncated or corrupt archive: one clear error, not a traceback.
+        raise UnsafeArchiveError(f"{label} cannot be extracted: {_reason(e)}") from None
+
+
+def _reason(e: BaseException) -> str:
+    if isinstance(e, FileExistsError):
+        return f"{Path(e.filename or '').name!r} appears twice in it"
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    return str(e) or type(e).__name__
+
+
+def _extract(archive: Path, dest: Path, max_bytes: int, label: str) -> None:
+    with _members(archive, label) as (found, _):
         members = []
         for m in found:
             members.append(m)
             if len(members) > MAX_MEMBERS:
-                raise UnsafeArchiveError(f"{archive.name} has more than {MAX_MEMBERS} members")
+                raise UnsafeArchiveError(f"{label} has more than {MAX_MEMBERS} members")
         for m in members:
             _parts(m.name)
         total = sum(m.size for m in members)
         if total > max_bytes:
-            raise UnsafeArchiveError(
-                f"{archive.name} would extract to {total} bytes, over the {max_bytes} cap"
-            )
+            raise UnsafeArchiveError(f"{label} would extract to {total} bytes, over the {max_bytes} cap")
         top = _common_top(members)
+        root = os.path.realpath(dest)
 
         def place(name: str) -> Path | None:
             parts = _parts(name)
@@ -148,9 +173,9 @@ def extract_archive(archive: Path, dest: Path, *, max_bytes: int = MAX_EXTRACTED
             if path is None:
                 continue
             if m.kind == "dir":
-                path.mkdir(parents=True, exist_ok=True)
+                _make_dirs(path, root, m.name)
             elif m.kind == "file":
-                path.parent.mkdir(parents=True, exist_ok=True)
+                _make_dirs(path.parent, root, m.name)
                 with m.open() as src, open(path, "xb") as out:
                     shutil.copyfileobj(src, out, 1 << 20)
                 path.chmod(0o755 if m.executable else 0o644)
@@ -159,21 +184,45 @@ def extract_archive(archive: Path, dest: Path, *, max_bytes: int = MAX_EXTRACTED
         # Hard links (copies) next, then symbolic links, so that nothing is written or copied through a link.
         links.sort(key=lambda ml: ml[0].kind != "hardlink")
         for m, path in links:
-            _place_link(m, path, place)
-        # Checked once all exist, on disk, so chains of links and `..` after a link resolve as the OS would.
-        root = os.path.realpath(dest)
+            _place_link(m, path, place, root)
+        # Checked again once all exist, so chains of links and `..` after a link resolve as the OS would;
+        # each link was checked before it was made, so this can only find a link that points out, never
+        # anything created outside.
         for m, path in links:
-            resolved = os.path.realpath(path)
-            if resolved != root and not resolved.startswith(root + os.sep):
+            if not _inside(os.path.realpath(path), root):
                 raise UnsafeArchiveError(f"archive member {m.name!r} links outside the archive ({m.link!r})")
 
 
-def _place_link(m: _Member, path: Path, place: Callable[[str], Path | None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root + os.sep)
+
+
+def _make_dirs(path: Path, root: str, name: str) -> None:
+    # One level at a time, each checked on disk, so that a folder is never made through a link that
+    # leads out (mkdir(parents=True) would follow it). Every path here is `root` or below it.
+    if not _inside(os.path.realpath(path), root):
+        raise UnsafeArchiveError(
+            f"archive member {name!r} would be written through a link out of the archive"
+        )
+    if path.is_dir():
+        return
+    _make_dirs(path.parent, root, name)
+    path.mkdir()  # a file or a dangling link already there: FileExistsError, reported as a duplicate
+
+
+def _place_link(m: _Member, path: Path, place: Callable[[str], Path | None], root: str) -> None:
+    _make_dirs(path.parent, root, m.name)
+    if os.path.lexists(path):
+        raise UnsafeArchiveError(f"archive member {m.name!r} is a link over another member")
     if m.kind == "hardlink":
         # A tar hard link names another member; copy it, after checking it is one of ours.
         target = place(m.link)
-        if target is None or not target.is_file() or target.is_symlink():
+        if (
+            target is None
+            or not target.is_file()
+            or target.is_symlink()
+            or not _inside(os.path.realpath(target), root)
+        ):
             raise UnsafeArchiveError(
                 f"archive member {m.name!r} links to {m.link!r}, not a file in the archive"
             )
@@ -181,7 +230,9 @@ def _place_link(m: _Member, path: Path, place: Callable[[str], Path | None]) -> 
         return
     if m.link.startswith("/") or not m.link:
         raise UnsafeArchiveError(f"archive member {m.name!r} is a link to the absolute path {m.link!r}")
-    try:
-        os.symlink(m.link, path)
-    except FileExistsError:
-        raise UnsafeArchiveError(f"archive member {m.name!r} is a link over another member") from None
+    # Where the link leads, read both as written and through the links already on disk.
+    parent = os.path.realpath(path.parent)
+    joined = os.path.join(parent, m.link)
+    if not (_inside(os.path.normpath(joined), root) and _inside(os.path.realpath(joined), root)):
+        raise UnsafeArchiveError(f"archive member {m.name!r} links outside the archive ({m.link!r})")
+    os.symlink(m.link, path)

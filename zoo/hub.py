@@ -2,7 +2,9 @@
 
 Every hubconf is imported under a module name of its own, with its folder on `sys.path` only while it
 imports and while an entry point runs, so two repos that both ship a `models` package do not see each
-other's code.
+other's code. Threads share `sys.modules`, so entry points (and hubconf imports) of repos that have modules
+of their own run one at a time per process, under a re-entrant lock; an entry point must not wait on another
+thread that loads a hub repo (it would wait forever).
 """
 
 from __future__ import annotations
@@ -55,34 +57,84 @@ def resolve_repo(
 
 
 def declared_dependencies(repo_dir: Path) -> builtins.list[str]:
-    """The hubconf's `dependencies = [...]`, read without running the file."""
+    """The hubconf's `dependencies = [...]`, read without running the file ([] when there is none).
+
+    A `dependencies` that is not a literal list (`['torch'] + extra`) raises HubError here, for linting;
+    loading reads such a list from the imported module instead, as torch.hub does.
+    """
+    found = _literal_dependencies(repo_dir)
+    if found is None:
+        raise HubError(
+            f"{repo_dir / HUBCONF}: `dependencies` is not a literal list of module names, so it cannot be "
+            "checked before the hubconf runs"
+        )
+    return found
+
+
+def _bindings(tree: ast.Module) -> Iterator[ast.AST]:
+    # Statements that may bind the module-level name `dependencies`, also under if/try/with; function and
+    # class bodies have their own names.
+    stack: builtins.list[ast.AST] = builtins.list(tree.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
+            continue
+        if (
+            isinstance(node, ast.Name)
+            and node.id == "dependencies"
+            and isinstance(node.ctx, ast.Store | ast.Del)
+        ):
+            yield node
+        elif isinstance(node, ast.alias) and (node.asname or node.name.partition(".")[0]) == "dependencies":
+            yield node  # `from .deps import dependencies`
+        stack.extend(ast.iter_child_nodes(node))
+
+
+def _literal_dependencies(repo_dir: Path) -> builtins.list[str] | None:
     path = repo_dir / HUBCONF
     try:
         tree = ast.parse(path.read_text(), filename=str(path))
     except SyntaxError as e:
         raise HubError(f"{path}:{e.lineno}: syntax error: {e.msg}") from None
-    for node in tree.body:
-        if isinstance(node, ast.Assign):
-            targets = node.targets
-        elif isinstance(node, ast.AnnAssign) and node.value is not None:
-            targets = [node.target]
-        else:
+    stores = builtins.list(_bindings(tree))
+    if not stores:
+        return []
+    simple = [
+        node
+        for node in tree.body
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1)
+        or (isinstance(node, ast.AnnAssign) and node.value is not None)
+    ]
+    for node in simple:
+        target = node.targets[0] if isinstance(node, ast.Assign) else node.target
+        if not (isinstance(target, ast.Name) and target.id == "dependencies"):
             continue
-        if not any(isinstance(t, ast.Name) and t.id == "dependencies" for t in targets):
-            continue
+        if len(stores) > 1:
+            return None  # bound more than once (`+=`, a later reassignment): only the module knows
         try:
             value = ast.literal_eval(node.value)
-        except ValueError:
-            value = None
-        if not isinstance(value, builtins.list | tuple) or not all(isinstance(v, str) for v in value):
-            raise HubError(f"{path}: `dependencies` must be a literal list of module names")
-        return builtins.list(value)
-    return []
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            return None  # an expression: read it from the module once imported
+        return _dependency_list(value, path)
+    return None  # bound some other way (a tuple target, under `if`): read it from the module
+
+
+def _dependency_list(value: Any, path: Path) -> builtins.list[str]:
+    if not isinstance(value, builtins.list | tuple) or not all(isinstance(v, str) for v in value):
+        raise HubError(f"{path}: `dependencies` must be a list of module names, not {value!r:.80}")
+    return builtins.list(value)
 
 
 def check_dependencies(repo_dir: Path) -> None:
-    """Fail with one message naming every declared dependency that is not importable."""
-    missing = [name for name in declared_dependencies(repo_dir) if not _importable(name)]
+    """Fail with one message naming every declared dependency that is not importable.
+
+    A `dependencies` that is not a literal list is checked once the hubconf is imported (import_hubconf).
+    """
+    _check_missing(_literal_dependencies(repo_dir) or [], repo_dir)
+
+
+def _check_missing(names: builtins.list[str], repo_dir: Path) -> None:
+    missing = [name for name in names if not _importable(name)]
     if missing:
         raise MissingDependenciesError(
             f"missing dependencies for {repo_dir}: {', '.join(missing)} (pip install {' '.join(missing)})"
@@ -126,8 +178,19 @@ def isolated(repo_dir: Path) -> Iterator[None]:
 
     The folder goes first on `sys.path`; same-named modules of other repos (or of the user) are set aside
     and put back afterwards. Without such a clash the repo's modules stay imported, as with torch.hub.
+    `sys.modules` is shared by all threads, so a block of a repo with modules of its own holds a process-wide
+    re-entrant lock: such blocks (entry points, hubconf imports) run one at a time, and one may open another
+    in the same thread (an entry point that loads another hub repo).
     """
     own = _own_names(repo_dir)
+    # Held across the caller's code, not just the bookkeeping: while one thread's `models` is in place,
+    # another thread's entry point must not import (or set aside) its own `models`.
+    with _LOCK if own else contextlib.nullcontext(), _isolate(repo_dir, own):
+        yield
+
+
+@contextlib.contextmanager
+def _isolate(repo_dir: Path, own: set[str]) -> Iterator[None]:
     with _LOCK:
         # str.startswith with a tuple prefilters thousands of module names in C; the exact test follows.
         prefixes = tuple(own)
@@ -183,7 +246,9 @@ def _import_hubconf(repo_dir: Path, force_reload: bool) -> ModuleType:
     cached = _HUBCONFS.get(repo_dir)
     if cached and cached[0] == stamp and not force_reload:
         return cached[1]
-    check_dependencies(repo_dir)
+    declared = _literal_dependencies(repo_dir)
+    if declared is not None:
+        _check_missing(declared, repo_dir)  # before any of the repo's code runs
     if force_reload:
         _forget_modules(repo_dir)
     name = "zoo_hubconf_" + hashlib.sha1(str(repo_dir).encode()).hexdigest()[:16]
@@ -197,6 +262,13 @@ def _import_hubconf(repo_dir: Path, force_reload: bool) -> ModuleType:
         except Exception as e:
             del sys.modules[name]
             raise HubError(f"{path} failed to import: {type(e).__name__}: {e}") from e
+    if declared is None:
+        # Not a literal: read as torch.hub reads it, still before any entry point runs.
+        try:
+            _check_missing(_dependency_list(getattr(module, "dependencies", None) or [], path), repo_dir)
+        except HubError:
+            del sys.modules[name]
+            raise
     _HUBCONFS[repo_dir] = (stamp, module)
     return module
 

@@ -49,11 +49,20 @@ def cmd_list_repo(args: argparse.Namespace) -> int:
     return 0
 
 
+# zoo.load's own keyword arguments: as --kwarg they would collide with hub_kwargs (a TypeError).
+RESERVED_KWARGS = ("source", "force_reload", "trust_repo", "offline", "skip_validation", "verbose")
+
+
 def parse_kwarg(item: str) -> tuple[str, Any]:
     """`name=value` with value read as a Python literal (`3`, `True`, `'x'`, `[1, 2]`), else as a string."""
     name, eq, text = item.partition("=")
     if not eq or not name.isidentifier():
         raise ZooError(f"--kwarg {item!r}: expected NAME=VALUE")
+    if name in RESERVED_KWARGS:
+        raise ZooError(
+            f"--kwarg {item!r}: {name} is an option of zoo load itself, not of the entry point "
+            "(use --offline, --force-reload or --trust)"
+        )
     try:
         value = ast.literal_eval(text)
     except (ValueError, SyntaxError):
@@ -94,12 +103,19 @@ def cmd_trust(args: argparse.Namespace) -> int:
     """`zoo trust REPO`, `zoo trust --list`, `zoo trust --remove REPO`."""
     if args.list:
         data = {"trusted": trust.trusted(), "default_owners": list(trust.DEFAULT_OWNERS)}
-        lines = [*data["trusted"], *(f"{owner}/* (torch.hub's default)" for owner in trust.DEFAULT_OWNERS)]
+        lines = [
+            *data["trusted"],
+            *(f"{owner}/* (torch.hub's default, on github.com only)" for owner in trust.DEFAULT_OWNERS),
+        ]
         _emit(args, data, "\n".join(lines))
         return 0
     target = args.remove or args.repo
     if not target:
         raise ZooError("name a repo (zoo trust OWNER/REPO), or use --list or --remove OWNER/REPO")
+    if args.remove and trust.remove(target):
+        # A line as `zoo trust --list` shows it, e.g. another server's `https://ghe.example/owner/repo`.
+        _emit(args, {"repo": target, "trusted": False}, f"removed {target} from the trusted list")
+        return 0
     spec = parse_spec(target)
     if not spec.is_remote:
         raise ZooError(f"{target} is a local directory; local repos are always trusted")

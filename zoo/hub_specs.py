@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from .errors import HubError
+from .transfer import show_url
 
 SOURCES = ("github", "gitlab", "local", "url")
 DEFAULT_GITHUB_URL = "https://github.com"
@@ -52,22 +54,31 @@ class HubSpec:
 
     @property
     def display(self) -> str:
-        """The spec as a user would write it (no credentials: specs never carry any)."""
+        """The spec as a user would write it, for messages: an archive URL without its query (signed URLs and
+        `?private_token=` carry secrets there)."""
         if self.kind == "local":
             return str(self.local)
         if self.kind == "url":
-            return self.base
+            return show_url(self.base)
         prefix = "gitlab:" if self.kind == "gitlab" else ""
         suffix = "" if self.ref == HEAD else f":{self.ref}"
         return f"{prefix}{self.path}{suffix}"
 
     @property
-    def trust_key(self) -> str:
-        """The name a trust decision is recorded under: the repo without its ref."""
+    def on_default_host(self) -> bool:
+        """Whether a GitHub or GitLab spec is on github.com or gitlab.com (not a server set by environment)."""
         if self.kind == "github":
-            return self.path
-        if self.kind == "gitlab":
-            return f"gitlab:{self.path}"
+            return same_server(self.base, DEFAULT_GITHUB_URL)
+        return self.kind == "gitlab" and same_server(self.base, DEFAULT_GITLAB_URL)
+
+    @property
+    def trust_key(self) -> str:
+        """The name a trust decision is recorded under: the repo without its ref, and with its server unless
+        that is github.com or gitlab.com (`owner/repo`, `https://ghe.example/owner/repo`, `gitlab:group/repo`,
+        `gitlab:https://gitlab.example/group/repo`); for an archive URL, the URL without its query."""
+        if self.kind in ("github", "gitlab"):
+            where = "" if self.on_default_host else f"{show_url(self.base)}/"
+            return f"{'gitlab:' if self.kind == 'gitlab' else ''}{where}{self.path}"
         return self.display
 
     @property
@@ -94,6 +105,18 @@ class HubSpec:
         # An Enterprise server under a path prefix is another server than its host's root.
         prefix = parts.path.strip("/").replace("/", "_") if self.kind != "url" else ""
         return f"{name}_{prefix}" if prefix else name
+
+
+def same_server(a: str, b: str) -> bool:
+    """Whether two forge base URLs name the same server (scheme, host, port and path prefix)."""
+    pa, pb = urlsplit(a), urlsplit(b)
+    ports = {"http": 80, "https": 443}
+    return (
+        pa.scheme == pb.scheme
+        and (pa.hostname or "") == (pb.hostname or "")
+        and (pa.port or ports.get(pa.scheme)) == (pb.port or ports.get(pb.scheme))
+        and pa.path.rstrip("/") == pb.path.rstrip("/")
+    )
 
 
 def github_url() -> str:
@@ -160,12 +183,27 @@ def _url(spec: str) -> HubSpec:
     return HubSpec("url", base=spec)
 
 
+def _github_reading(spec: str) -> bool:
+    try:
+        path, ref = _split_ref(spec, spec)
+        _repo_path(spec, path, nested=False)
+        _ref(spec, ref)
+    except HubError:
+        return False
+    return True
+
+
 def parse_spec(repo_or_dir: str | os.PathLike[str], source: str | None = None) -> HubSpec:
     """Parse a hub spec; `source` ("github", "gitlab", "local", "url") forces how it is read.
 
-    Without `source`, an existing directory is a local repo, `gitlab:` names a GitLab project, a URL an
-    archive, and `owner/repo[:ref]` a GitHub repo. Anything else fails with one message listing the forms.
+    Without `source`, an existing directory is a local repo (with a warning when it is written like
+    `owner/repo`), `gitlab:` names a GitLab project, a URL an archive, and `owner/repo[:ref]` a GitHub repo.
+    Anything else fails with one message listing the forms.
     """
+    return _parse(repo_or_dir, source, warn=True)
+
+
+def _parse(repo_or_dir: str | os.PathLike[str], source: str | None, *, warn: bool) -> HubSpec:
     if source is not None and source not in SOURCES:
         raise HubError(f"unknown source {source!r}; use one of {', '.join(SOURCES)}")
     if isinstance(repo_or_dir, os.PathLike):
@@ -176,7 +214,18 @@ def parse_spec(repo_or_dir: str | os.PathLike[str], source: str | None = None) -
     if not spec.strip():
         raise _malformed(spec, "empty")
     # Written as a path (absolute, ./, ../, ~): a local folder, even one that does not exist (for its error).
-    if source == "local" or (source is None and (_pathlike(spec) or Path(spec).expanduser().is_dir())):
+    if source == "local" or (source is None and _pathlike(spec)):
+        return HubSpec("local", local=Path(spec).expanduser())
+    if source is None and Path(spec).expanduser().is_dir():
+        # torch.hub's reading too, but a folder that happens to be called `pytorch/vision` would silently
+        # stand in for the GitHub repo: say so.
+        if warn and _github_reading(spec):
+            warnings.warn(
+                f"{spec!r} is an existing folder, used as a local hub repo; it also reads as the GitHub repo "
+                f"{spec}: pass source='github' for that, or write './{spec}' to say the folder",
+                UserWarning,
+                stacklevel=3,
+            )
         return HubSpec("local", local=Path(spec).expanduser())
     if spec != spec.strip() or any(c.isspace() for c in spec):
         raise _malformed(spec, "spaces")
@@ -195,7 +244,7 @@ def looks_like_spec(text: str) -> bool:
     """Whether `text` names a hub repo rather than a model pattern: a remote spec, a path written as one
     (absolute, `./`, `~`), or a folder holding hubconf.py."""
     try:
-        spec = parse_spec(text)
+        spec = _parse(text, None, warn=False)  # the load that follows warns, once
     except HubError:
         return False
     return spec.is_remote or _pathlike(text) or (spec.local / "hubconf.py").is_file()

@@ -142,7 +142,14 @@ def _fetch_and_extract(
     staging = None
     try:
         fetch(spec.archive_url, archive, what=spec.display, verbose=verbose)
-        commit = archive_commit(archive)
+        commit = archive_commit(archive, label=spec.display)
+        pinned = spec.ref.lower() if spec.kind != "url" and _COMMIT.match(spec.ref.lower()) else None
+        if commit is not None and pinned is not None and commit != pinned:
+            # Recording it under the pin would make the pin mean other code, for good (it is never refetched).
+            raise HubError(
+                f"{spec.display}: the server sent an archive of commit {commit}, not the commit asked for; "
+                "nothing was cached"
+            )
         if commit is None:
             # No commit recorded (a hand-made archive): a full SHA asked for names itself, else the content does.
             full = spec.kind != "url" and _COMMIT.match(spec.ref.lower())
@@ -152,7 +159,7 @@ def _fetch_and_extract(
         # unless force_reload asks for a fresh copy.
         if force_reload or not target.is_dir():
             staging = Path(tempfile.mkdtemp(dir=folder, prefix=".tmp-extract-"))
-            extract_archive(archive, staging, max_bytes=max_bytes)
+            extract_archive(archive, staging, max_bytes=max_bytes, label=spec.display)
             if not (staging / "hubconf.py").is_file():
                 raise HubError(f"{spec.display}: the archive has no hubconf.py at its top level")
             if target.exists():

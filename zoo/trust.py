@@ -1,9 +1,10 @@
 """Which remote hub repos may run their `hubconf.py`: the trusted list in the zoo home, and the prompt.
 
-`trust_repo` keeps torch.hub's meanings: True trusts (and records) the repo; "check" (the default, and what
-None means, as torch.hub's default is now "check") uses the trusted list and asks when the repo is not on it;
-False always asks. Nothing ever waits for an answer without a terminal on stdin: an untrusted repo then
-fails at once with the command that trusts it.
+`trust_repo` keeps torch.hub's meanings for True (trust the repo and record it), "check" (the default, as in
+torch.hub: use the trusted list, ask when the repo is not on it) and False (always ask). None differs on
+purpose: torch.hub (2.14) skips the prompt for None and silently adds the repo to its trusted list, which
+would run any repo's code unasked; zoo treats None like "check". Nothing ever waits for an answer without a
+terminal on stdin: an untrusted repo then fails at once with the command that trusts it.
 """
 
 from __future__ import annotations
@@ -20,14 +21,17 @@ from filelock import FileLock
 from . import cache
 from .errors import HubError
 from .hub_specs import HubSpec
+from .transfer import show_url
 
-# The owners torch.hub trusts without asking; they apply to the GitHub layout only.
+# The owners torch.hub trusts without asking; only on github.com itself, never on another server that
+# ZOO_GITHUB_URL names (anyone can create a `pytorch` user on a mirror).
 DEFAULT_OWNERS = ("pytorch", "facebookresearch", "facebookincubator", "fairinternal")
 TRUST_VALUES = (True, False, "check", None)
 
 
 def trust_file() -> Path:
-    """The trusted list: one repo a line (`owner/repo`, `gitlab:group/repo` or an archive URL)."""
+    """The trusted list: one HubSpec.trust_key a line (`owner/repo`, `gitlab:group/repo`, with the server for
+    one other than github.com or gitlab.com, or an archive URL without its query)."""
     return cache.home() / "hub" / "trusted_repos.txt"
 
 
@@ -41,8 +45,10 @@ def trusted() -> list[str]:
 
 
 def trusted_by_default(key: str) -> bool:
-    """Whether `key` is a GitHub repo of an owner torch.hub trusts by default."""
-    return not key.startswith("gitlab:") and "://" not in key and key.split("/")[0] in DEFAULT_OWNERS
+    """Whether `key` is a github.com repo of an owner torch.hub trusts by default."""
+    # Keys of other servers carry their URL (`https://ghe.example/pytorch/vision`), so they never match.
+    parts = key.split("/")
+    return not key.startswith("gitlab:") and ":" not in key and len(parts) == 2 and parts[0] in DEFAULT_OWNERS
 
 
 def is_trusted(key: str) -> bool:
@@ -82,8 +88,13 @@ def remove(key: str) -> bool:
 
 
 def trust_command(spec: HubSpec) -> str:
-    """The shell command that trusts `spec`'s repo."""
-    return f"zoo trust {shlex.quote(spec.trust_key)}"
+    """The shell command that trusts `spec`'s repo (naming the server when it is not github.com/gitlab.com)."""
+    if spec.kind not in ("github", "gitlab") or spec.on_default_host:
+        return f"zoo trust {shlex.quote(spec.trust_key)}"
+    # `zoo trust owner/repo` records the key of the server the environment names: say which one.
+    var = "ZOO_GITHUB_URL" if spec.kind == "github" else "ZOO_GITLAB_URL"
+    name = spec.path if spec.kind == "github" else f"gitlab:{spec.path}"
+    return f"{var}={shlex.quote(show_url(spec.base))} zoo trust {shlex.quote(name)}"
 
 
 def _ask(key: str, source: str) -> bool:
@@ -126,7 +137,7 @@ def check_trust(spec: HubSpec, trust_repo: Any = None) -> None:
             f"{key} is not a trusted repository, so its hubconf.py was not run; if you trust it, run "
             f"`{trust_command(spec)}` (or pass trust_repo=True, or --trust on the command line)"
         )
-    if not _ask(key, spec.archive_url.split("?", 1)[0]):
+    if not _ask(key, show_url(spec.archive_url)):
         raise HubError(f"{key} was not trusted, so its hubconf.py was not run")
     if not known:
         add(key)
