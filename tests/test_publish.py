@@ -145,3 +145,52 @@ def test_zoo_repo_mlp_is_the_bundled_tutorial_model():
     w = zoo.get_weights("mlp")
     assert w.key == "mlp.blobs" and (root / "weights" / w.file_name).is_file()
     assert w.meta["metrics"]["blobs_test"]["acc"] > 0.95
+
+
+def test_an_existing_file_with_other_bytes_is_never_trusted_or_overwritten(target, tmp_path):
+    path, out = target
+    model = make_mlp()
+    w = publish(model, name="t", arch="mlp", out_dir=tmp_path / "a", manifest=path)
+    (out / w.file_name).parent.mkdir(parents=True, exist_ok=True)
+    (out / w.file_name).write_bytes(b"something else")
+    with pytest.raises(zoo.ZooError, match="exists with other content"):
+        publish(model, name="t", arch="mlp", out_dir=out, manifest=path)
+    assert (out / w.file_name).read_bytes() == b"something else"
+
+
+def test_docs_with_quotes_and_backslashes_stay_valid_python(target, tmp_path):
+    path, out = target
+    docs = 'Says """hi""" and C:\\\\new\\x41.'
+    publish(
+        make_mlp(), name="t", arch="mlp", out_dir=out, manifest=path, repo=tmp_path / "r", meta={"docs": docs}
+    )
+    assert zoo.help(str(tmp_path / "r"), "mlp_t").splitlines()[0] == docs
+
+
+def test_entry_points_do_not_clash(target, tmp_path):
+    path, out = target
+    repo = tmp_path / "r"
+    publish(make_mlp(), name="a_b", arch="mlp", out_dir=out, manifest=path, repo=repo)
+    with pytest.raises(zoo.ZooError, match="entry point mlp_a_b already serves mlp.a_b"):
+        publish(make_mlp(), name="a-b", arch="mlp", out_dir=out, manifest=path, repo=repo)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "hubconf.py").write_text(
+        'dependencies = ["torch"]\n\n\ndef thing(pretrained=False):\n    """x"""\n'
+    )
+    with pytest.raises(zoo.ZooError, match='add "zoo" to its `dependencies`'):
+        publish(make_mlp(), name="t", arch="mlp", out_dir=out, manifest=path, repo=other)
+
+
+def test_a_finetune_folder_keeps_its_head_size_without_weights(target, tmp_path):
+    path, out = target
+    folder = tmp_path / "ft"
+    folder.mkdir()
+    from safetensors.torch import save_file
+
+    net = zoo.get_model("mlp", weights=None, num_classes=5, device="cpu")
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(folder / "model.safetensors"))
+    (folder / "model.json").write_text(json.dumps({"arch": "mlp", "num_classes": 5}))
+    w = publish(folder, name="five", out_dir=out, manifest=path, repo=tmp_path / "r")
+    assert w.kwargs == {"num_classes": 5}
+    assert zoo.load(str(tmp_path / "r"), "mlp_five", pretrained=False).output_layer.out_features == 5
