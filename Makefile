@@ -26,3 +26,5 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/load.py --rounds 9
 	$(PY) bench/download.py --rounds 5
+	$(PY) bench/hub.py --rounds 11
+	$(PY) bench/classify.py --images 64

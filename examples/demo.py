@@ -38,6 +38,7 @@ def tutorial_accuracy() -> str:
 
 
 def run_entry(entry: str, out: Path) -> str:
+    """Build one hub entry with pretrained=False, run it on a suitable input, and describe what came out."""
     model = zoo.load(REPO, entry, pretrained=False).eval()
     params = sum(p.numel() for p in model.parameters())
     with torch.inference_mode():
