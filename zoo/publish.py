@@ -23,7 +23,7 @@ from safetensors.torch import save_file
 
 from . import cache, hub, integrity, manifest, registry, serialization
 from .errors import ZooError
-from .manifest import Weights
+from .manifest import Weights, entry_to_weights
 
 HUBCONF_HEADER = '''"""Hub entry points published with `zoo publish`; they load with torch.hub.load and zoo.load."""
 
@@ -123,7 +123,7 @@ def publish(
         entry["transforms"] = card["transforms"]
     if manifest is not None:
         _update_manifest(Path(manifest), key, entry, default)
-    weights = manifest_module_weights(key, entry)
+    weights = entry_to_weights(key, entry, {})  # categories are inline here
     if repo is not None:
         write_hub_entry(Path(repo), weights, target)
         _update_manifest(Path(repo) / "weights_manifest.json", key, entry, default)
@@ -145,11 +145,6 @@ def _place(staged: Path, target: Path, digest: str) -> None:
         os.chmod(staged, 0o644 & ~umask)  # safetensors writes 0600; a web server must be able to serve it
         os.replace(staged, target)
     integrity.remember(target, digest)
-
-
-def manifest_module_weights(key: str, entry: dict[str, Any]) -> Weights:
-    """The `Weights` for a manifest entry written by `publish` (inline categories)."""
-    return manifest.entry_to_weights(key, entry, {})
 
 
 def _card_meta(card: dict[str, Any]) -> dict[str, Any]:

@@ -45,6 +45,14 @@ def categories_for(weights: Weights | Path | None, num_classes: int) -> list[str
     return [f"class {i}" for i in range(num_classes)]
 
 
+def head_of(model: torch.nn.Module) -> torch.nn.Linear:
+    """The classifier's last Linear layer (ResNet/GoogLeNet `fc`, AlexNet `classifier[6]`)."""
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    if not linears:
+        raise ZooError(f"{type(model).__name__} has no Linear head: not a classifier")
+    return linears[-1]
+
+
 class Classifier:
     """A classifier with its preprocessing and labels, ready to run on batches of images."""
 
@@ -75,14 +83,8 @@ class Classifier:
         self.transform = (
             preset if isinstance(preset, ImageClassification) else ImageClassification(crop_size=224)
         )
-        num_classes = self._num_classes()
+        num_classes = head_of(self.model).out_features
         self.categories = categories_for(resolved, num_classes)
-
-    def _num_classes(self) -> int:
-        linears = [m for m in self.model.modules() if isinstance(m, torch.nn.Linear)]
-        if not linears:
-            raise ZooError(f"{type(self.model).__name__} has no Linear head: not a classifier")
-        return linears[-1].out_features
 
     def prepare(self, image: ImageInput) -> torch.Tensor:
         """One image (a path or a PIL image) as the model's normalised input tensor (C, H, W)."""

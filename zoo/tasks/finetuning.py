@@ -29,6 +29,7 @@ from ..devices import resolve_device
 from ..errors import ZooError
 from ..images import IMAGE_SUFFIXES, open_image
 from ..manifest import Weights
+from .classification import head_of
 
 
 class _Transformed(Dataset):
@@ -59,14 +60,6 @@ def split_indices(targets: list[int], val_fraction: float, seed: int) -> tuple[l
         val += order[:n_val]
         train += order[n_val:]
     return sorted(train), sorted(val)
-
-
-def head_of(model: nn.Module) -> nn.Linear:
-    """The classifier's last Linear layer (ResNet/GoogLeNet `fc`, AlexNet `classifier[6]`)."""
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    if not linears:
-        raise ZooError(f"{type(model).__name__} has no Linear head to fine-tune")
-    return linears[-1]
 
 
 def _run_epoch(
