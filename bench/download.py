@@ -27,7 +27,7 @@ import torch.hub
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import zoo  # noqa: E402
-from zoo import integrity  # noqa: E402
+from zoo.store import integrity  # noqa: E402
 
 
 class QuietHandler(SimpleHTTPRequestHandler):

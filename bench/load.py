@@ -29,7 +29,8 @@ from torchvision import models as tvm
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import zoo  # noqa: E402
-from zoo import integrity, manifest  # noqa: E402
+from zoo.store import integrity  # noqa: E402
+from zoo.weights import manifest  # noqa: E402
 
 
 def timed(fn) -> float:

@@ -18,9 +18,9 @@ import torch
 from torchvision.utils import save_image
 
 import zoo
-from zoo import manifest
-from zoo.presets import cyclegan_output
 from zoo.tasks import save_grid
+from zoo.weights import manifest
+from zoo.weights.presets import cyclegan_output
 
 REPO = Path(__file__).resolve().parent.parent
 

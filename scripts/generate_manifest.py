@@ -24,7 +24,7 @@ from torchvision import models as tvm
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from zoo import manifest  # noqa: E402
+from zoo.weights import manifest  # noqa: E402
 
 TORCHVISION = {
     "alexnet": tvm.AlexNet_Weights,

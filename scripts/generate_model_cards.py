@@ -15,8 +15,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from zoo import manifest, registry  # noqa: E402
-from zoo.manifest import Weights  # noqa: E402
+from zoo import registry  # noqa: E402
+from zoo.weights import manifest  # noqa: E402
+from zoo.weights.manifest import Weights  # noqa: E402
 
 OUT = ROOT / "docs" / "models.md"
 GRID = ROOT / "docs" / "images" / "dcgan_digits.png"

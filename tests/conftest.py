@@ -8,13 +8,19 @@ import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from faulty_server import FaultyServer
+from PIL import Image
 
-from zoo import manifest, transfer
+import zoo
+from zoo.store import download
+from zoo.weights import manifest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+pytest_plugins = ["forge"]  # the local git forge's fixtures, for every test file
 
 
 @pytest.fixture(autouse=True)
@@ -24,7 +30,7 @@ def isolated_homes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for var in ("ZOO_MANIFEST", "ZOO_OFFLINE", "ZOO_WEIGHTS_MIRROR"):
         monkeypatch.delenv(var, raising=False)
     # Retries keep their count but not their waiting; tests of the backoff itself set it back.
-    monkeypatch.setattr(transfer, "BACKOFF", 0.001)
+    monkeypatch.setattr(download, "BACKOFF", 0.001)
     return tmp_path
 
 
@@ -78,3 +84,31 @@ def server() -> Iterator[FaultyServer]:
     srv = FaultyServer().start()
     yield srv
     srv.stop()
+
+
+def photo(width: int, height: int, seed: int = 0) -> Image.Image:
+    """A smooth, photo-like RGB image (gradients and blobs, not noise)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width] / max(width, height)
+    channels = [np.sin(x * rng.uniform(2, 9) + y * rng.uniform(2, 9) + rng.uniform(0, 6)) for _ in range(3)]
+    return Image.fromarray(((np.stack(channels, -1) + 1) * 127.5).astype(np.uint8))
+
+
+GOLDEN_RETRIEVER = 207
+
+
+@pytest.fixture
+def favouring(test_manifest):
+    """resnet18 weights whose head favours ImageNet class 207 (golden retriever) by a logit margin of 10."""
+    torch.manual_seed(0)
+    state = zoo.models.resnet18(weights=None, device="cpu").state_dict()
+    state["fc.weight"] = torch.zeros_like(state["fc.weight"])
+    state["fc.bias"] = torch.zeros(1000)
+    state["fc.bias"][GOLDEN_RETRIEVER] = 10.0
+    state["fc.bias"][1] = 5.0
+    extra = {
+        "categories": "imagenet1k",
+        "transforms": {"preset": "image_classification", "crop_size": 224, "resize_size": 256},
+    }
+    test_manifest({"resnet18.test": (state, extra)})
+    return "resnet18.test"

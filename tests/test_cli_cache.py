@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from zoo import cache_scan, integrity
 from zoo.cli import main
 from zoo.models.mlp import make_mlp
+from zoo.store import integrity
+from zoo.weights import housekeeping
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -104,14 +105,14 @@ def test_prune_removes_least_recently_used_first(capsys, two_cached):
     code, out, _ = run(capsys, "cache", "prune", "--max-size", str(size_a))
     assert code == 0 and not (two_cached / "mlp-b.pth").exists() and (two_cached / "mlp-a.pth").exists()
     run(capsys, "cache", "prune", "--max-size", "0")
-    assert cache_scan.scan() == []
+    assert housekeeping.scan() == []
 
 
 @pytest.mark.parametrize(
     ("text", "size"), [("0", 0), ("500M", 500 * 2**20), ("1.5GB", int(1.5 * 2**30)), ("10 kib", 10240)]
 )
 def test_parse_size(text, size):
-    assert cache_scan.parse_size(text) == size
+    assert housekeeping.parse_size(text) == size
 
 
 def test_bad_size_is_a_user_error(capsys):

@@ -1,9 +1,7 @@
 import pytest
 
 from zoo.cli import main
-from zoo.hub_cli import RESERVED_KWARGS
-
-pytest_plugins = ["forge"]
+from zoo.cli.hub import RESERVED_KWARGS
 
 
 @pytest.mark.parametrize("name", RESERVED_KWARGS)

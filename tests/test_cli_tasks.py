@@ -6,9 +6,8 @@ import json
 
 import pytest
 import torch
+from conftest import photo
 from PIL import Image
-from test_classify import favouring  # noqa: F401  (fixture)
-from test_images import photo
 
 from zoo.cli import main
 from zoo.models.dcgan import DCGANGenerator

@@ -7,9 +7,9 @@ import zipfile
 import pytest
 
 import zoo
-from zoo import snapshots
-from zoo.archives import UnsafeArchiveError, archive_commit, extract_archive
-from zoo.hub_specs import parse_spec
+from zoo.hub import snapshots
+from zoo.hub.archives import UnsafeArchiveError, archive_commit, extract_archive
+from zoo.hub.specs import parse_spec
 
 HUBCONF = "def version():\n    return 'ok'\n"
 

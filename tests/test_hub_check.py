@@ -6,8 +6,9 @@ import json
 
 import torch
 
-from zoo import check_repo, manifest
+from zoo import check_repo
 from zoo.cli import main
+from zoo.weights import manifest
 
 GOOD = '''
 """A tiny hub repo."""

@@ -1,10 +1,9 @@
 import pytest
 
 import zoo
-from zoo import hub_fetch, transfer
 from zoo.errors import HubError
-
-pytest_plugins = ["forge"]
+from zoo.hub import fetch
+from zoo.store import download
 
 
 def load_version(spec, **kw):
@@ -22,7 +21,7 @@ def test_private_repo_needs_the_token(forge, monkeypatch):
     assert load_version("alice/private") == "v2"
     assert forge.requests[-1].headers["Authorization"] == "Bearer s3cret-token"
     # nothing the zoo wrote keeps the token
-    home = zoo.cache.home()
+    home = zoo.store.paths.home()
     assert not [p for p in home.rglob("*") if p.is_file() and b"s3cret" in p.read_bytes()]
 
 
@@ -58,10 +57,10 @@ def test_server_errors_are_retried_but_not_404(forge):
     assert load_version("alice/nets:dev") == "dev"
     assert len(forge.requests) == 3
     forge.reset()
-    forge.fail_next[:] = [503] * (transfer.RETRIES + 1)
+    forge.fail_next[:] = [503] * (download.RETRIES + 1)
     with pytest.raises(HubError, match=r"alice/nets:v1.0: http://.*: HTTP 503 .*\(gave up after"):
         load_version("alice/nets:v1.0")
-    assert len(forge.requests) == transfer.RETRIES + 1
+    assert len(forge.requests) == download.RETRIES + 1
     forge.reset()
     with pytest.raises(HubError, match="HTTP 404"):
         load_version("alice/nets:missing")
@@ -70,7 +69,7 @@ def test_server_errors_are_retried_but_not_404(forge):
 
 def test_unreachable_host_is_one_clear_error(forge, monkeypatch):
     monkeypatch.setenv("ZOO_GITHUB_URL", "http://127.0.0.1:9")
-    monkeypatch.setattr(transfer, "RETRIES", 1)
+    monkeypatch.setattr(download, "RETRIES", 1)
     with pytest.raises(
         HubError, match=r"alice/nets: http://127\.0\.0\.1:9/alice/nets/archive/HEAD\.zip: conn"
     ):
@@ -81,7 +80,7 @@ def test_auth_headers_match_scheme_host_and_port(monkeypatch):
     monkeypatch.setenv("ZOO_GITHUB_URL", "https://ghe.example.invalid/")
     monkeypatch.setenv("GITHUB_TOKEN", "t")
     monkeypatch.delenv("GITLAB_TOKEN", raising=False)
-    assert hub_fetch.auth_headers("https://ghe.example.invalid:443/o/r/archive/x.zip") == {
+    assert fetch.auth_headers("https://ghe.example.invalid:443/o/r/archive/x.zip") == {
         "Authorization": "Bearer t"
     }
     for url in (
@@ -90,4 +89,4 @@ def test_auth_headers_match_scheme_host_and_port(monkeypatch):
         "https://codeload.ghe.example.invalid/o/r",
         "https://ghe.example.invalid.evil.invalid/o/r",
     ):
-        assert hub_fetch.auth_headers(url) == {}, url
+        assert fetch.auth_headers(url) == {}, url

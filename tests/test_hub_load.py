@@ -13,8 +13,6 @@ from conftest import REPO_ROOT
 import zoo
 from zoo.errors import HubError, MissingDependenciesError, UnknownNameError
 
-pytest_plugins = ["forge"]
-
 MODEL_ENTRIES = sorted(zoo.list_models() + ["custom_model"])
 
 
@@ -138,7 +136,9 @@ def two_repos(tmp_path):
 
 
 def test_two_repos_with_the_same_package_names_do_not_leak(tmp_path, monkeypatch):
-    monkeypatch.delitem(sys.modules, "models", raising=False)
+    # Another test's hub repo may have left its `models` package (and submodules) imported.
+    for name in [n for n in sys.modules if n == "models" or n.startswith("models.")]:
+        monkeypatch.delitem(sys.modules, name)
     a, b = two_repos(tmp_path)
     path_before = list(sys.path)
     assert zoo.load(a, "value") == "a"
@@ -250,7 +250,7 @@ def test_dependencies_that_are_not_a_literal_are_read_from_the_module(tmp_path, 
     with pytest.raises(MissingDependenciesError):  # and again: a failed check is not cached as a success
         zoo.list(repo)
     with pytest.raises(HubError, match="not a literal list"):
-        zoo.hub.declared_dependencies(repo)  # what `zoo check` reads, to tell the publisher
+        zoo.hub.hubconf.declared_dependencies(repo)  # what `zoo check` reads, to tell the publisher
 
 
 def test_computed_dependencies_that_are_there_load(tmp_path):
@@ -308,8 +308,11 @@ def test_two_refs_of_one_remote_repo_in_one_process(forge, monkeypatch):
     names = {m.__name__ for m in sys.modules.values() if m.__name__.startswith("zoo_hubconf_")}
     v1_dir = zoo.hub.resolve_repo("alice/nets:v1.0")
     dev_dir = zoo.hub.resolve_repo("alice/nets:dev")
-    assert zoo.hub.import_hubconf(v1_dir).__name__ != zoo.hub.import_hubconf(dev_dir).__name__
-    assert {zoo.hub.import_hubconf(v1_dir).__name__, zoo.hub.import_hubconf(dev_dir).__name__} <= names
+    assert zoo.hub.hubconf.import_hubconf(v1_dir).__name__ != zoo.hub.hubconf.import_hubconf(dev_dir).__name__
+    assert {
+        zoo.hub.hubconf.import_hubconf(v1_dir).__name__,
+        zoo.hub.hubconf.import_hubconf(dev_dir).__name__,
+    } <= names
 
 
 def test_torch_hub_style_arguments_and_entries(forge, monkeypatch):

@@ -7,11 +7,9 @@ import threading
 import pytest
 
 import zoo
-from zoo import snapshots
 from zoo.errors import HubError
-from zoo.hub_specs import parse_spec
-
-pytest_plugins = ["forge"]
+from zoo.hub import snapshots
+from zoo.hub.specs import parse_spec
 
 
 def load_version(spec, **kw):
@@ -99,7 +97,7 @@ def test_gitlab_nested_groups(forge):
     (first, second) = forge.archive_requests()
     assert first.path == "/api/v4/projects/group%2Fsub%2Fnets/repository/archive.zip?sha=dev"
     assert second.path == "/api/v4/projects/group%2Fsub%2Fnets/repository/archive.zip"
-    host = snapshots.repo_dir(parse_spec("gitlab:group/sub/nets")).relative_to(zoo.cache.home() / "hub")
+    host = snapshots.repo_dir(parse_spec("gitlab:group/sub/nets")).relative_to(zoo.store.paths.home() / "hub")
     assert host.parts[1:] == ("group", "sub", "nets")
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from zoo.errors import HubError
-from zoo.hub_specs import HEAD, looks_like_spec, parse_spec
+from zoo.hub.specs import HEAD, looks_like_spec, parse_spec
 
 
 @pytest.fixture(autouse=True)

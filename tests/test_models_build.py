@@ -13,7 +13,7 @@ from zoo.errors import WeightsMismatchError, WeightsNotFoundError, ZooError
 from zoo.models.cyclegan import ResNetGenerator
 from zoo.models.dcgan import DCGANGenerator
 from zoo.models.mlp import make_mlp
-from zoo.serialization import UnsafeCheckpointError
+from zoo.weights.serialization import UnsafeCheckpointError
 
 CLASSIFIERS = {
     "alexnet": (tvm.alexnet, "classifier.6"),
@@ -341,7 +341,7 @@ def test_corrupt_files_are_a_clear_error(tmp_path, name, content):
 
 def test_get_model_honours_pretrained_false(test_manifest):
     test_manifest({"mlp.blobs": (make_mlp().state_dict(), {})}, defaults={"mlp": "mlp.blobs"})
-    (zoo.cache.weights_dir() / "mlp-blobs.pth").unlink()
+    (zoo.store.paths.weights_dir() / "mlp-blobs.pth").unlink()
     assert isinstance(zoo.get_model("mlp", pretrained=False), nn.Sequential)  # no file needed
     with pytest.raises(WeightsNotFoundError):
         zoo.get_model("mlp", pretrained=True)

@@ -5,9 +5,9 @@ import torch
 from torchvision.models import ResNet50_Weights
 
 import zoo
-from zoo import manifest
 from zoo.errors import UnknownNameError
-from zoo.registry import resolve_weights
+from zoo.weights import manifest
+from zoo.weights.selection import select_weights
 
 SEEDS = [
     "alexnet",
@@ -69,33 +69,33 @@ def test_list_weights():
 
 
 def test_resolve_weights_forms(tmp_path: Path):
-    assert resolve_weights("resnet50", None) is None
-    assert resolve_weights("resnet50", "DEFAULT").key == "resnet50.imagenet1k_v2"
-    assert resolve_weights("resnet50", "imagenet1k_v1").key == "resnet50.imagenet1k_v1"
-    assert resolve_weights("resnet50", "IMAGENET1K_V1").key == "resnet50.imagenet1k_v1"
-    assert resolve_weights("resnet50", "resnet50.IMAGENET1K_V1").key == "resnet50.imagenet1k_v1"
-    assert resolve_weights("resnet50", ResNet50_Weights.IMAGENET1K_V1).key == "resnet50.imagenet1k_v1"
+    assert select_weights("resnet50", None) is None
+    assert select_weights("resnet50", "DEFAULT").key == "resnet50.imagenet1k_v2"
+    assert select_weights("resnet50", "imagenet1k_v1").key == "resnet50.imagenet1k_v1"
+    assert select_weights("resnet50", "IMAGENET1K_V1").key == "resnet50.imagenet1k_v1"
+    assert select_weights("resnet50", "resnet50.IMAGENET1K_V1").key == "resnet50.imagenet1k_v1"
+    assert select_weights("resnet50", ResNet50_Weights.IMAGENET1K_V1).key == "resnet50.imagenet1k_v1"
     w = zoo.get_weights("resnet50")
-    assert resolve_weights("resnet50", w) is w
+    assert select_weights("resnet50", w) is w
     f = tmp_path / "mine.pth"
     torch.save({}, f)
-    assert resolve_weights("resnet50", str(f)) == f
-    assert resolve_weights("resnet50", f) == f
+    assert select_weights("resnet50", str(f)) == f
+    assert select_weights("resnet50", f) == f
 
 
 def test_resolve_weights_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     with pytest.raises(UnknownNameError, match="are for 'resnet18', not 'resnet50'"):
-        resolve_weights("resnet50", "resnet18.imagenet1k_v1")
+        select_weights("resnet50", "resnet18.imagenet1k_v1")
     with pytest.raises(UnknownNameError, match="weight file not found"):
-        resolve_weights("resnet50", str(tmp_path / "missing.pth"))
+        select_weights("resnet50", str(tmp_path / "missing.pth"))
     data = manifest.read_raw(manifest.DEFAULT_MANIFEST)
     data["weights"] = {k: v for k, v in data["weights"].items() if v["arch"] != "mlp"}
     data["defaults"].pop("mlp", None)
     manifest.write_raw(data, tmp_path / "no_mlp.json")
     monkeypatch.setenv("ZOO_MANIFEST", str(tmp_path / "no_mlp.json"))
     with pytest.raises(UnknownNameError, match="no pretrained weights are known for 'mlp'"):
-        resolve_weights("mlp", "DEFAULT")
+        select_weights("mlp", "DEFAULT")
     with pytest.raises(UnknownNameError, match="unknown weights for resnet50 'imagenet22k'"):
-        resolve_weights("resnet50", "imagenet22k")
+        select_weights("resnet50", "imagenet22k")
     with pytest.raises(TypeError):
-        resolve_weights("resnet50", 3)
+        select_weights("resnet50", 3)

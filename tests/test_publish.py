@@ -9,11 +9,12 @@ import pytest
 import torch
 
 import zoo
-from zoo import cache, manifest
 from zoo.cli import main
 from zoo.errors import WeightsMismatchError
 from zoo.models.mlp import make_mlp
 from zoo.publish import publish
+from zoo.store import paths
+from zoo.weights import manifest
 
 
 @pytest.fixture
@@ -22,7 +23,7 @@ def target(tmp_path, monkeypatch):
     path = tmp_path / "manifest.json"
     manifest.write_raw({"schema_version": manifest.SCHEMA_VERSION, "weights": {}, "defaults": {}}, path)
     monkeypatch.setenv("ZOO_MANIFEST", str(path))
-    return path, cache.weights_dir()
+    return path, paths.weights_dir()
 
 
 def test_publish_writes_a_hashed_file_and_an_entry(target):
@@ -32,7 +33,7 @@ def test_publish_writes_a_hashed_file_and_an_entry(target):
     w = publish(model, name="t", arch="custom_model", out_dir=out, manifest=path, meta={"license": "MIT"})
     assert w.key == "mlp.t" and w.file_name == f"mlp-t-{w.sha256[:8]}.safetensors"
     entry = json.loads(path.read_text())["weights"]["mlp.t"]
-    assert entry["sha256"] == zoo.integrity.sha256_file(out / w.file_name) and entry["size"] == w.size
+    assert entry["sha256"] == zoo.store.integrity.sha256_file(out / w.file_name) and entry["size"] == w.size
     assert entry["meta"]["license"] == "MIT" and entry["meta"]["num_params"] == 67
     assert json.loads(path.read_text())["defaults"]["mlp"] == "mlp.t"
     loaded = zoo.get_model("mlp", weights="mlp.t", device="cpu")
@@ -143,7 +144,7 @@ def test_cli_publish(target, tmp_path, capsys):
 def test_zoo_repo_mlp_is_the_bundled_tutorial_model():
     root = Path(__file__).resolve().parent.parent
     w = zoo.get_weights("mlp")
-    assert w.key == "mlp.blobs" and (root / "weights" / w.file_name).is_file()
+    assert w.key == "mlp.blobs" and (root / "zoo" / "weights" / "data" / w.file_name).is_file()
     assert w.meta["metrics"]["blobs_test"]["acc"] > 0.95
 
 

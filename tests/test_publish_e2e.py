@@ -10,8 +10,6 @@ import zoo
 from zoo import hub
 from zoo.tasks import finetune
 
-pytest_plugins = ["forge"]
-
 
 def test_finetune_publish_serve_and_load(forge, tmp_path, monkeypatch):
     from forge import commit_all, git  # after pytest has loaded it as a plugin

@@ -7,31 +7,11 @@ import math
 
 import pytest
 import torch
-from test_images import photo
+from conftest import photo
 
 import zoo
-from zoo.images import ImageError, open_image
-from zoo.models.resnet import resnet18
 from zoo.tasks import Classifier, classification
-
-GOLDEN_RETRIEVER = 207
-
-
-@pytest.fixture
-def favouring(test_manifest):
-    """resnet18 weights whose head favours ImageNet class 207 (golden retriever) by a logit margin of 10."""
-    torch.manual_seed(0)
-    state = resnet18(weights=None, device="cpu").state_dict()
-    state["fc.weight"] = torch.zeros_like(state["fc.weight"])
-    state["fc.bias"] = torch.zeros(1000)
-    state["fc.bias"][GOLDEN_RETRIEVER] = 10.0
-    state["fc.bias"][1] = 5.0
-    extra = {
-        "categories": "imagenet1k",
-        "transforms": {"preset": "image_classification", "crop_size": 224, "resize_size": 256},
-    }
-    test_manifest({"resnet18.test": (state, extra)})
-    return "resnet18.test"
+from zoo.tasks.images import ImageError, open_image
 
 
 @pytest.fixture

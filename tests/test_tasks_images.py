@@ -6,17 +6,10 @@ import io
 
 import numpy as np
 import pytest
+from conftest import photo
 from PIL import Image
 
-from zoo.images import ImageError, find_images, open_image
-
-
-def photo(width: int, height: int, seed: int = 0) -> Image.Image:
-    """A smooth, photo-like RGB image (gradients and blobs, not noise)."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width] / max(width, height)
-    channels = [np.sin(x * rng.uniform(2, 9) + y * rng.uniform(2, 9) + rng.uniform(0, 6)) for _ in range(3)]
-    return Image.fromarray(((np.stack(channels, -1) + 1) * 127.5).astype(np.uint8))
+from zoo.tasks.images import ImageError, find_images, open_image
 
 
 def test_find_images_walks_folders_and_reports_what_gave_nothing(tmp_path):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from test_images import photo
+from conftest import photo
 from torchvision.transforms.functional import pil_to_tensor
 
 import zoo

@@ -12,9 +12,10 @@ import pytest
 import torch
 
 import zoo
-from zoo import cache, integrity, weights
 from zoo.errors import IntegrityError, WeightsNotFoundError
 from zoo.models.mlp import make_mlp
+from zoo.store import integrity, paths
+from zoo.weights import files
 
 FILE = "mlp-blobs.pth"
 
@@ -37,16 +38,16 @@ def test_downloads_into_the_zoo_cache_and_builds(entry, server):
     w, data, reference = entry
     model = zoo.get_model("mlp", device="cpu")
     assert torch.equal(model.output_layer.weight, reference.output_layer.weight)
-    assert (cache.weights_dir() / FILE).read_bytes() == data
+    assert (paths.weights_dir() / FILE).read_bytes() == data
     zoo.get_model("mlp", device="cpu")
     assert len(server.requests_for(f"/files/{FILE}")) == 1  # the second build finds the cached file
 
 
 def test_a_corrupt_cached_file_is_deleted_and_fetched_again(entry, server):
     w, data, _ = entry
-    cached = cache.weights_dir() / FILE
+    cached = paths.weights_dir() / FILE
     cached.write_bytes(data[:-10] + b"0123456789")
-    assert weights.resolve(w).read_bytes() == data
+    assert files.verified_file(w).read_bytes() == data
     assert len(server.requests_for(f"/files/{FILE}")) == 1
 
 
@@ -55,21 +56,21 @@ def test_bundled_file_is_used_before_the_network(entry, server, tmp_path, monkey
     bundled = tmp_path / "bundled"
     bundled.mkdir()
     (bundled / FILE).write_bytes(data)
-    monkeypatch.setattr(cache, "bundled_dirs", lambda: [bundled])
-    assert weights.resolve(w) == bundled / FILE
+    monkeypatch.setattr(files, "bundled_dir", lambda: bundled)
+    assert files.verified_file(w) == bundled / FILE
     assert server.connections == 0
 
 
 def test_torch_cache_file_is_verified_before_reuse(entry, server):
     w, data, _ = entry
-    torch_cache = cache.torch_checkpoints_dir()
+    torch_cache = paths.torch_checkpoints_dir()
     torch_cache.mkdir(parents=True)
     (torch_cache / FILE).write_bytes(data)
-    assert weights.resolve(w) == torch_cache / FILE
+    assert files.verified_file(w) == torch_cache / FILE
     assert server.connections == 0
     (torch_cache / FILE).write_bytes(b"x" * len(data))  # same size, other bytes, newer mtime
     os.utime(torch_cache / FILE, ns=(1, 10**18))
-    assert weights.resolve(w) == cache.weights_dir() / FILE  # passed over, fetched instead
+    assert files.verified_file(w) == paths.weights_dir() / FILE  # passed over, fetched instead
     assert (torch_cache / FILE).exists()  # torch's cache is not ours to delete
 
 
@@ -77,7 +78,7 @@ def test_http_mirror_comes_before_the_entry_urls(entry, server, monkeypatch):
     w, data, _ = entry
     server.files[f"/mirror/{FILE}"] = data
     monkeypatch.setenv("ZOO_WEIGHTS_MIRROR", f"{server.url}/mirror/")
-    assert weights.resolve(w).read_bytes() == data
+    assert files.verified_file(w).read_bytes() == data
     assert server.requests_for(f"/files/{FILE}") == [] and len(server.requests_for(f"/mirror/{FILE}")) == 1
 
 
@@ -87,7 +88,7 @@ def test_folder_mirror_works_offline(entry, server, tmp_path, monkeypatch):
     (tmp_path / "mirror" / FILE).write_bytes(data)
     monkeypatch.setenv("ZOO_WEIGHTS_MIRROR", str(tmp_path / "mirror"))
     monkeypatch.setenv("ZOO_OFFLINE", "1")
-    assert weights.resolve(w).read_bytes() == data
+    assert files.verified_file(w).read_bytes() == data
     assert server.connections == 0
 
 
@@ -108,27 +109,27 @@ def test_every_bad_source_is_named_in_one_error(entry, server, tmp_path, monkeyp
     monkeypatch.setenv("ZOO_WEIGHTS_MIRROR", f"{server.url}/mirror")
     w = dataclasses.replace(w, size=None)  # let the wrong files through to the hash check
     with pytest.raises(IntegrityError) as info:
-        weights.resolve(w)
+        files.verified_file(w)
     message = str(info.value)
     assert FILE in message and w.sha256 in message
     assert f"{server.url}/mirror/{FILE}" in message and f"{server.url}/files/{FILE}" in message
     assert hashlib.sha256(b"not the weights").hexdigest() in message
-    assert not (cache.weights_dir() / FILE).exists()
-    assert [p.name for p in cache.weights_dir().iterdir() if not p.name.endswith(".lock")] == []
+    assert not (paths.weights_dir() / FILE).exists()
+    assert [p.name for p in paths.weights_dir().iterdir() if not p.name.endswith(".lock")] == []
 
 
 def test_verification_is_remembered_until_the_file_changes(entry, monkeypatch):
     w, data, _ = entry
-    path = weights.resolve(w)
+    path = files.verified_file(w)
     hashed: list[Path] = []
     real = integrity.sha256_file
     monkeypatch.setattr(integrity, "sha256_file", lambda p: hashed.append(Path(p)) or real(p))
     integrity._memo.clear()  # as a new process would start
-    assert weights.resolve(w) == path and hashed == []  # the stored record is enough
+    assert files.verified_file(w) == path and hashed == []  # the stored record is enough
     with open(path, "r+b") as f:  # truncated in place
         f.truncate(len(data) - 1)
     with pytest.raises(IntegrityError, match=f"{path} has sha256 [0-9a-f]{{64}}, expected {w.sha256}"):
-        weights.resolve(w, offline=True)
+        files.verified_file(w, offline=True)
     assert hashed == [path] and not path.exists()
 
 
@@ -137,14 +138,14 @@ def test_prefix_only_entries_warn_once_and_can_be_pinned(entry, monkeypatch):
     full = w.sha256
     w = dataclasses.replace(w, sha256=full[:7])
     with pytest.warns(UserWarning, match="mlp.blobs: only the sha256 prefix"):
-        weights.resolve(w)
+        files.verified_file(w)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        weights.resolve(w)
+        files.verified_file(w)
     integrity.pin("mlp.blobs", full)
-    assert weights.expected_sha256(w) == full
+    assert files.expected_sha256(w) == full
     integrity.pin("mlp.blobs", "f" * 64)  # a pin that contradicts the manifest is ignored
-    assert weights.expected_sha256(w) == full[:7]
+    assert files.expected_sha256(w) == full[:7]
 
 
 def test_get_model_offline_argument_makes_no_connection(entry, server):
@@ -158,7 +159,7 @@ def test_a_wrong_size_is_reported_as_not_found(entry, server):
     w, data, _ = entry
     server.files[f"/files/{FILE}"] = data + b"extra"
     with pytest.raises(WeightsNotFoundError, match=f"announces {len(data) + 5} bytes, expected {len(data)}"):
-        weights.resolve(w)
+        files.verified_file(w)
 
 
 def test_hub_load_offline_reaches_the_weights(entry, server):

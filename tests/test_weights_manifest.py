@@ -6,8 +6,8 @@ from conftest import REPO_ROOT
 from torchvision import models as tvm
 
 import zoo
-from zoo import manifest
-from zoo.manifest import ManifestError
+from zoo.weights import manifest
+from zoo.weights.manifest import ManifestError
 
 
 def load_generator():
@@ -119,7 +119,7 @@ def test_preset_interpolation_is_restored_from_json():
     import torch
     from torchvision.transforms import InterpolationMode
 
-    from zoo import presets
+    from zoo.weights import presets
 
     t = presets.build(
         {"preset": "image_classification", "crop_size": 8, "resize_size": 10, "interpolation": "bicubic"}

@@ -12,7 +12,7 @@ import torch
 
 import zoo
 from zoo.models.dcgan import DCGANGenerator
-from zoo.serialization import GanZooConfig, UnsafeCheckpointError, load_state_dict, read_checkpoint
+from zoo.weights.serialization import GanZooConfig, UnsafeCheckpointError, load_state_dict, read_checkpoint
 
 
 class OpensAFile:

@@ -7,7 +7,7 @@ import warnings
 
 import torch
 
-from .errors import ZooError
+from .errors import InvalidArgumentError
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -17,12 +17,14 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     try:
         dev = torch.device(device)
     except RuntimeError as e:
-        raise ZooError(f"invalid device {device!r}: {e}") from None
+        raise InvalidArgumentError(f"invalid device {device!r}: {e}") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ZooError(f"device {device!r} was asked for, but CUDA is not available on this machine")
+            raise InvalidArgumentError(
+                f"device {device!r} was asked for, but CUDA is not available on this machine"
+            )
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ZooError(
+            raise InvalidArgumentError(
                 f"device {device!r} does not exist: {torch.cuda.device_count()} CUDA device(s) found"
             )
     return dev
@@ -34,7 +36,7 @@ PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float
 def autocast(device: torch.device, precision: str = "fp32") -> contextlib.AbstractContextManager:
     """The autocast context for `precision` ("fp32", "bf16", "fp16") on `device`; fp32 needs none."""
     if precision not in PRECISIONS:
-        raise ZooError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+        raise InvalidArgumentError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
     if precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=PRECISIONS[precision])

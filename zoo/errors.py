@@ -10,8 +10,20 @@ class ZooError(Exception):
     """Base class of every expected error raised by zoo."""
 
 
+class InvalidArgumentError(ZooError, ValueError):
+    """An argument outside what a function accepts (a batch size of 0, an unknown precision or device)."""
+
+
 class UnknownNameError(ZooError, ValueError):
     """A model, weights key or hub entry that does not exist."""
+
+
+class DuplicateNameError(ZooError, ValueError):
+    """A model name or alias registered twice."""
+
+
+class ManifestError(ZooError):
+    """A manifest file that cannot be read or does not follow the schema."""
 
 
 class WeightsNotFoundError(ZooError, FileNotFoundError):
@@ -20,6 +32,10 @@ class WeightsNotFoundError(ZooError, FileNotFoundError):
 
 class WeightsMismatchError(ZooError, ValueError):
     """A weight file whose tensors do not fit the architecture."""
+
+
+class UnsafeCheckpointError(ZooError):
+    """A checkpoint that would need to run code to load, or is not a weight file at all."""
 
 
 class IntegrityError(ZooError):
@@ -36,6 +52,14 @@ class HubError(ZooError):
 
 class MissingDependenciesError(HubError, ImportError):
     """A hubconf's `dependencies` that are not importable."""
+
+
+class UnsafeArchiveError(HubError):
+    """An archive member that would land outside the extraction folder, or an archive too big to extract."""
+
+
+class ImageError(ZooError):
+    """An input that is not a readable image (missing, not an image, truncated, too big)."""
 
 
 def unknown(kind: str, name: str, choices: Iterable[str], where: str = "") -> UnknownNameError:

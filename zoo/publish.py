@@ -2,6 +2,10 @@
 
 The file is `<key>-<first 8 hex of its sha256>.safetensors`, so a changed model gets a new name and never
 overwrites a published one, and publishing the same tensors again changes nothing.
+
+`zoo/__init__.py` imports this module eagerly: otherwise `import zoo.publish` (every published hubconf's
+`from zoo.publish import load_published`) would bind the module, not the function, to `zoo.publish`. So
+torch, safetensors and the registry load inside the functions that need them, and `import zoo` stays fast.
 """
 
 from __future__ import annotations
@@ -15,15 +19,19 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from filelock import FileLock
-from safetensors.torch import save_file
 
-from . import cache, hub, integrity, manifest, registry, serialization
+from ._common import write_text_atomic
 from .errors import ZooError
-from .manifest import Weights, entry_to_weights
+from .hub.hubconf import declared_dependencies
+from .store import integrity, paths
+from .weights import manifest
+from .weights.manifest import Weights, entry_to_weights
+
+if TYPE_CHECKING:
+    import torch
 
 HUBCONF_HEADER = '''"""Hub entry points published with `zoo publish`; they load with torch.hub.load and zoo.load."""
 
@@ -33,6 +41,10 @@ dependencies = ["torch", "zoo"]
 
 def _state_dict(source: Any) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Tensors and whatever a `zoo finetune` folder says about them (arch, categories, metrics...)."""
+    import torch
+
+    from .weights import serialization
+
     if isinstance(source, torch.nn.Module):
         return dict(source.state_dict()), {}
     if isinstance(source, Mapping):
@@ -77,6 +89,10 @@ def publish(
     served from (recorded as the entry's URL). `repo`: also make that folder a hub repo with
     an entry point that loads the file (works with torch.hub.load and zoo.load). Returns the new Weights.
     """
+    from safetensors.torch import save_file
+
+    from . import registry
+
     tensors, card = _state_dict(model_or_state_dict)
     arch = registry.canonical_name(arch or card.get("arch") or "")
     key = name if name.startswith(f"{arch}.") else f"{arch}.{name}"
@@ -160,7 +176,7 @@ def _card_meta(card: dict[str, Any]) -> dict[str, Any]:
 
 def _lock(path: Path) -> FileLock:
     # Kept in the zoo home, not beside the file: a published repo should not grow lock files.
-    locks = cache.home() / "locks"
+    locks = paths.home() / "locks"
     locks.mkdir(parents=True, exist_ok=True)
     return FileLock(str(locks / (hashlib.sha1(str(path.resolve()).encode()).hexdigest() + ".lock")))
 
@@ -229,9 +245,7 @@ def {entry}(pretrained: bool = True, **kwargs):
         raise ZooError(
             f"the entry point for {weights.key} would not be valid Python ({e.msg}); hubconf unchanged"
         ) from None
-    tmp = hubconf.with_name(f".hubconf.py.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, hubconf)
+    write_text_atomic(hubconf, text)
     return hubconf
 
 
@@ -243,7 +257,7 @@ def _check_hubconf(hubconf: Path, text: str, entry: str, key: str) -> None:
     if not own and re.search(rf"^(def|class) {entry}\b|^{entry}\s*=", text, re.M):
         raise ZooError(f"{hubconf} already defines {entry}; choose another name")
     if hubconf.exists():
-        deps = hub.declared_dependencies(hubconf.parent)
+        deps = declared_dependencies(hubconf.parent)
         if "zoo" not in deps:
             raise ZooError(
                 f'{hubconf}: add "zoo" to its `dependencies` list first (published entry points load with zoo)'
@@ -261,6 +275,8 @@ def load_published(
     **kwargs: Any,
 ) -> torch.nn.Module:
     """Build `arch` with a repo's published weight file, verified against `sha256` first (hubconf helper)."""
+    from . import registry
+
     path = Path(hubconf_file).resolve().parent / relative_path
     if not pretrained:
         return registry.get_model(arch, weights=None, **{**(arch_kwargs or {}), **kwargs})

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
-from typing import Any
 
-from . import cache, cache_scan, integrity, manifest, registry, weights
-from .cache_scan import human_size
-from .errors import ZooError
-from .manifest import Weights
-
-Emit = Callable[[argparse.Namespace, Any, str], None]
-Table = Callable[[list[list[str]], list[str]], str]
+from .. import registry
+from ..errors import ZooError
+from ..store import integrity, paths
+from ..weights import files as weight_files
+from ..weights import housekeeping, manifest
+from ..weights.housekeeping import human_size
+from ..weights.manifest import Weights
+from .command import Subcommands, add_command, add_group, emit, table
 
 
 def _wanted(names: list[str], every: bool) -> list[Weights]:
@@ -33,13 +32,13 @@ def _wanted(names: list[str], every: bool) -> list[Weights]:
     return picked
 
 
-def register(sub: argparse._SubParsersAction, emit: Emit, table: Table) -> None:
+def register(sub: Subcommands) -> None:
     """Add `fetch` and `cache` to the CLI's subcommands."""
 
     def fetch(args: argparse.Namespace) -> int:
         done = []
         for w in _wanted(args.names, args.all):
-            path = weights.resolve(w, progress=None)
+            path = weight_files.verified_file(w, progress=None)
             done.append({"key": w.key, "path": str(path)})
             if not args.json:
                 print(f"{w.key}  {path}")
@@ -48,11 +47,11 @@ def register(sub: argparse._SubParsersAction, emit: Emit, table: Table) -> None:
         return 0
 
     def cache_dir(args: argparse.Namespace) -> int:
-        emit(args, {"home": str(cache.home()), "weights": str(cache.weights_dir())}, str(cache.home()))
+        emit(args, {"home": str(paths.home()), "weights": str(paths.weights_dir())}, str(paths.home()))
         return 0
 
     def cache_ls(args: argparse.Namespace) -> int:
-        files = cache_scan.scan()
+        files = housekeeping.scan()
         data = [
             {
                 "file": f.path.name,
@@ -67,13 +66,15 @@ def register(sub: argparse._SubParsersAction, emit: Emit, table: Table) -> None:
             [", ".join(d["keys"]) or "-", d["file"], human_size(d["size"]), d["verified"], d["last_used"]]
             for d in data
         ]
-        total = f"{len(files)} files, {human_size(sum(f.size for f in files))} in {cache.weights_dir()}"
+        total = f"{len(files)} files, {human_size(sum(f.size for f in files))} in {paths.weights_dir()}"
         text = table(rows, ["key", "file", "size", "verified", "last used"]) + "\n" + total if rows else total
         emit(args, data, text)
         return 0
 
     def cache_verify(args: argparse.Namespace) -> int:
-        files = [f for name in args.names for f in cache_scan.find(name)] if args.names else cache_scan.scan()
+        files = (
+            [f for name in args.names for f in housekeeping.find(name)] if args.names else housekeeping.scan()
+        )
         if args.names and not files:
             raise ZooError(f"nothing cached for {', '.join(args.names)}; `zoo cache ls` shows the cache")
         results, bad = [], 0
@@ -81,7 +82,7 @@ def register(sub: argparse._SubParsersAction, emit: Emit, table: Table) -> None:
             state = f.state(rehash=True)
             if state == "bad":
                 bad += 1
-                weights.discard_if_bad(f.path, f.expected())  # never left where it could be used
+                weight_files.discard_if_bad(f.path, f.expected())  # never left where it could be used
             pinned = state == "partial" and args.pin
             if pinned:
                 for w in f.entries:
@@ -98,52 +99,45 @@ def register(sub: argparse._SubParsersAction, emit: Emit, table: Table) -> None:
     def cache_rm(args: argparse.Namespace) -> int:
         removed = []
         for name in args.names:
-            found = cache_scan.find(name)
+            found = housekeeping.find(name)
             if not found:
                 raise ZooError(f"nothing cached for {name!r}; `zoo cache ls` shows the cache")
             for f in found:
-                cache_scan.remove(f)
+                housekeeping.remove(f)
                 removed.append(f.path.name)
         emit(args, removed, "\n".join(f"removed {n}" for n in removed))
         return 0
 
     def cache_prune(args: argparse.Namespace) -> int:
         try:
-            limit = cache_scan.parse_size(args.max_size)
+            limit = housekeeping.parse_size(args.max_size)
         except ValueError as e:
             raise ZooError(str(e)) from None
-        removed = cache_scan.prune(limit, dry_run=args.dry_run)
+        removed = housekeeping.prune(limit, dry_run=args.dry_run)
         verb = "would remove" if args.dry_run else "removed"
         lines = [f"{verb} {f.path.name} ({human_size(f.size)})" for f in removed]
         lines.append(f"{verb} {len(removed)} files, {human_size(sum(f.size for f in removed))}")
         emit(args, [f.path.name for f in removed], "\n".join(lines))
         return 0
 
-    def add(parent: argparse._SubParsersAction, name: str, fn: Any, help: str) -> argparse.ArgumentParser:
-        p = parent.add_parser(name, help=help, description=help)
-        p.add_argument("--json", action="store_true", help="machine-readable output")
-        p.set_defaults(func=fn)
-        return p
-
-    p = add(sub, "fetch", fetch, "download weights ahead of time (a model's default, or weights keys)")
+    p = add_command(
+        sub, "fetch", fetch, "download weights ahead of time (a model's default, or weights keys)"
+    )
     p.add_argument("names", nargs="+", metavar="MODEL|KEY")
     p.add_argument(
         "--all", action="store_true", help="every weights of the named models, not only the default"
     )
 
-    c = sub.add_parser(
-        "cache", help="inspect and trim the weight cache", description="the zoo's weight cache"
-    )
-    csub = c.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
-    add(csub, "dir", cache_dir, "print the zoo home (ZOO_HOME, else the user cache dir)")
-    add(csub, "ls", cache_ls, "list cached weight files: key, size, verified, last used")
-    p = add(csub, "verify", cache_verify, "re-hash cached files; delete those that fail")
+    csub = add_group(sub, "cache", "inspect and trim the weight cache")
+    add_command(csub, "dir", cache_dir, "print the zoo home (ZOO_HOME, else the user cache dir)")
+    add_command(csub, "ls", cache_ls, "list cached weight files: key, size, verified, last used")
+    p = add_command(csub, "verify", cache_verify, "re-hash cached files; delete those that fail")
     p.add_argument("names", nargs="*", metavar="MODEL|KEY|FILE")
     p.add_argument(
         "--pin", action="store_true", help="record full hashes of files whose entry knows a prefix"
     )
-    p = add(csub, "rm", cache_rm, "remove cached files")
+    p = add_command(csub, "rm", cache_rm, "remove cached files")
     p.add_argument("names", nargs="+", metavar="MODEL|KEY|FILE")
-    p = add(csub, "prune", cache_prune, "remove least recently used files down to a size")
+    p = add_command(csub, "prune", cache_prune, "remove least recently used files down to a size")
     p.add_argument("--max-size", required=True, help="e.g. 500M, 2G, 0")
     p.add_argument("--dry-run", action="store_true", help="only show what would be removed")

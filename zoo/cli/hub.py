@@ -1,23 +1,17 @@
-"""The hub's commands for `zoo`: `list REPO`, `help REPO ENTRY`, `load REPO ENTRY`, `trust`.
-
-Kept apart from zoo.cli so that the model commands and the hub commands can grow without touching each other.
-"""
+"""The hub's commands: `zoo list REPO`, `zoo help REPO ENTRY`, `zoo load REPO ENTRY`, `zoo trust`."""
 
 from __future__ import annotations
 
 import argparse
 import ast
-import json
-from collections.abc import Callable
 from typing import Any
 
-import torch
+from .. import hub
+from ..errors import ZooError
+from ..hub import trust
+from ..hub.specs import parse_spec
+from .command import Subcommands, add_command, emit
 
-from . import hub, trust
-from .errors import ZooError
-from .hub_specs import parse_spec
-
-Add = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
 REPO_HELP = "a hub repo: a directory, owner/repo[:ref], gitlab:group/repo[:ref] or an archive URL"
 
 
@@ -38,14 +32,10 @@ def hub_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
-    print(json.dumps(data, indent=2) if args.json else text)
-
-
 def cmd_list_repo(args: argparse.Namespace) -> int:
     """`zoo list REPO`: the repo's entry points."""
     entries = hub.list(args.pattern, **hub_kwargs(args))
-    _emit(args, entries, "\n".join(entries) if entries else f"{args.pattern} has no entry points")
+    emit(args, entries, "\n".join(entries) if entries else f"{args.pattern} has no entry points")
     return 0
 
 
@@ -72,6 +62,8 @@ def parse_kwarg(item: str) -> tuple[str, Any]:
 
 def summary(obj: Any) -> dict[str, Any]:
     """What `zoo load` reports about what an entry point built."""
+    import torch  # only `zoo load` needs it
+
     kind = type(obj)
     data: dict[str, Any] = {"type": f"{kind.__module__}.{kind.__qualname__}"}
     if isinstance(obj, torch.nn.Module):
@@ -95,7 +87,7 @@ def cmd_load(args: argparse.Namespace) -> int:
         text = f"{data['type']}: {data['num_params']:,} parameters ({data['trainable_params']:,} trainable)"
     else:
         text = f"{data['type']}: {data['repr']}"
-    _emit(args, data, text)
+    emit(args, data, text)
     return 0
 
 
@@ -107,14 +99,14 @@ def cmd_trust(args: argparse.Namespace) -> int:
             *data["trusted"],
             *(f"{owner}/* (torch.hub's default, on github.com only)" for owner in trust.DEFAULT_OWNERS),
         ]
-        _emit(args, data, "\n".join(lines))
+        emit(args, data, "\n".join(lines))
         return 0
     target = args.remove or args.repo
     if not target:
         raise ZooError("name a repo (zoo trust OWNER/REPO), or use --list or --remove OWNER/REPO")
     if args.remove and trust.remove(target):
         # A line as `zoo trust --list` shows it, e.g. another server's `https://ghe.example/owner/repo`.
-        _emit(args, {"repo": target, "trusted": False}, f"removed {target} from the trusted list")
+        emit(args, {"repo": target, "trusted": False}, f"removed {target} from the trusted list")
         return 0
     spec = parse_spec(target)
     if not spec.is_remote:
@@ -127,13 +119,24 @@ def cmd_trust(args: argparse.Namespace) -> int:
         text = f"removed {key} from the trusted list"
     else:
         text = f"trusted {key}" if trust.add(key) else f"{key} was already trusted"
-    _emit(args, {"repo": key, "trusted": not args.remove}, text)
+    emit(args, {"repo": key, "trusted": not args.remove}, text)
     return 0
 
 
-def add_commands(add: Add) -> None:
-    """Register `load` and `trust` on the zoo parser (`add` as in zoo.cli.build_parser)."""
-    p = add("load", cmd_load, "build a hub repo's entry point and print a summary of it")
+def cmd_help(args: argparse.Namespace) -> int:
+    """`zoo help REPO ENTRY`: the entry point's docstring."""
+    doc = hub.help(args.repo, args.entry, **hub_kwargs(args))
+    emit(args, {"repo": args.repo, "entry": args.entry, "doc": doc}, doc or f"{args.entry} has no docstring")
+    return 0
+
+
+def register(sub: Subcommands) -> None:
+    """Add `help`, `load` and `trust` (`list REPO` is `zoo list`'s, see zoo.cli.models)."""
+    p = add_command(sub, "help", cmd_help, "show the docstring of a hub repo's entry point")
+    p.add_argument("repo", help=REPO_HELP)
+    p.add_argument("entry")
+    add_remote_options(p)
+    p = add_command(sub, "load", cmd_load, "build a hub repo's entry point and print a summary of it")
     p.add_argument("repo", help=REPO_HELP)
     p.add_argument("entry")
     p.add_argument(
@@ -145,7 +148,7 @@ def add_commands(add: Add) -> None:
         help="keyword argument (repeatable)",
     )
     add_remote_options(p)
-    p = add("trust", cmd_trust, "trust a remote hub repo, list trusted repos, or remove one")
+    p = add_command(sub, "trust", cmd_trust, "trust a remote hub repo, list trusted repos, or remove one")
     p.add_argument("repo", nargs="?", help="owner/repo, gitlab:group/repo or an archive URL")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--list", action="store_true", help="show the trusted list")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import ZooError
+from ..errors import ZooError
+from .command import Subcommands, add_command, emit
 
 
 def _meta(args: argparse.Namespace) -> dict[str, Any]:
@@ -31,7 +31,7 @@ def _meta(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     """Publish a checkpoint: hashed safetensors file, manifest entry and, with --repo, a hub entry point."""
-    from .publish import entry_name, publish
+    from ..publish import entry_name, publish  # torch and safetensors: only for this command
 
     # With --repo, the file and the manifest entry go into the repo unless told otherwise.
     in_repo = Path(args.repo) if args.repo else None
@@ -55,17 +55,17 @@ def cmd_publish(args: argparse.Namespace) -> int:
     text = f"published {w.key}: {out_dir}/{w.file_name} ({w.size} bytes, sha256 {w.sha256})"
     if args.repo:
         text += f"\nhub entry point {entry_name(w.key)} in {args.repo}/hubconf.py"
-    print(json.dumps(info, indent=2) if args.json else text)
+    emit(args, info, text)
     return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Review a hub repo: one line per problem on stderr, exit 1 if any."""
-    from .check import check_repo
+    from ..hub.check import check_repo  # imports torch
 
     problems = check_repo(args.repo, strict=args.strict)
     if args.json:
-        print(json.dumps({"repo": args.repo, "problems": problems}, indent=2))
+        emit(args, {"repo": args.repo, "problems": problems}, "")
     else:
         for p in problems:
             print(p, file=sys.stderr)
@@ -73,11 +73,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subcommands) -> None:
     """Add `publish` and `check` to the CLI's subcommands."""
-    p = sub.add_parser(
-        "publish", help="publish trained weights (and a hub entry point)", description=cmd_publish.__doc__
-    )
+    p = add_command(sub, "publish", cmd_publish, "publish trained weights (and a hub entry point)")
     p.add_argument("checkpoint", help="a .pth/.safetensors state dict, or a `zoo finetune` output folder")
     p.add_argument("--name", required=True, help="weights name, e.g. blobs (key <arch>.blobs)")
     p.add_argument("--arch", help="the zoo architecture (read from a finetune folder if omitted)")
@@ -97,13 +95,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--docs", help="one-line description (the entry point's docstring)")
     p.add_argument("--command", dest="command_line", help="the training command, for the model card")
     p.add_argument("--metric", action="append", metavar="NAME=VALUE")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_publish)
 
-    p = sub.add_parser("check", help="review a hub repo (imports, dependencies, entry points, weights)")
+    p = add_command(
+        sub, "check", cmd_check, "review a hub repo (imports, dependencies, entry points, weights)"
+    )
     p.add_argument("repo", help="a folder holding hubconf.py")
     p.add_argument(
         "--strict", action="store_true", help="also require full hashes and sizes of downloaded files"
     )
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_check)

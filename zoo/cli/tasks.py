@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import ZooError
-from .images import IMAGE_SUFFIXES, ImageError, find_images
+from ..errors import ImageError, ZooError
+from ..tasks.images import IMAGE_SUFFIXES
+from .command import Subcommands, add_command
 
 SAVE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -35,7 +36,8 @@ def _report(errors: list[ImageError]) -> None:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    from .tasks import Classifier  # torch-heavy imports only for the commands that need them
+    from ..tasks import Classifier  # torch and torchvision load only for the commands that need them
+    from ..tasks.images import find_images
 
     paths, errors = find_images(args.inputs)
     if not args.json:
@@ -64,7 +66,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
-    from .tasks import Translator
+    from ..tasks import Translator
+    from ..tasks.images import find_images
 
     paths, errors = find_images(args.inputs)
     out = Path(args.output)
@@ -106,7 +109,7 @@ def _unused(target: Path, written: list[dict[str, Any]]) -> Path:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from .tasks import generate, save_grid
+    from ..tasks import generate, save_grid
 
     out = Path(args.output)
     if out.suffix.lower() not in SAVE_SUFFIXES:
@@ -124,7 +127,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from .tasks import finetune
+    from ..tasks import finetune
 
     log = (lambda line: print(line, file=sys.stderr)) if args.json else print
     card = finetune(
@@ -148,15 +151,11 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subcommands) -> None:
     """Add the task commands to the CLI's subcommands."""
 
     def add(name: str, fn: Any, help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help)
-        p.add_argument("--json", action="store_true", help="machine-readable output")
-        p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
-        p.set_defaults(func=fn)
-        return p
+        return add_command(sub, name, fn, help, device=True)
 
     p = add("classify", cmd_classify, "label images with an ImageNet (or your fine-tuned) classifier")
     p.add_argument(

@@ -15,16 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from .errors import HubError
+from .._common import COMMIT
+from ..errors import HubError, UnsafeArchiveError
 
 # Far above any code repo, far below a disk-filling bomb; callers may pass their own cap.
 MAX_EXTRACTED_BYTES = 2 * 1024**3
 MAX_MEMBERS = 200_000
-_COMMIT = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
-
-
-class UnsafeArchiveError(HubError):
-    """An archive with members that would land outside its folder, links out of it, or too much data."""
 
 
 @dataclass
@@ -95,7 +91,7 @@ def archive_commit(archive: Path, *, label: str | None = None) -> str | None:
             found = comment()
     except (OSError, EOFError, zlib.error, zipfile.BadZipFile, tarfile.TarError) as e:
         raise UnsafeArchiveError(f"{label} cannot be read: {_reason(e)}") from None
-    return found if found and _COMMIT.match(found) else None
+    return found if found and COMMIT.match(found) else None
 
 
 def _parts(name: str) -> list[str]:

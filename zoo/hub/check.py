@@ -10,9 +10,11 @@ from pathlib import Path
 
 import torch
 
-from . import hub, integrity, manifest
-from .errors import ZooError
-from .transfer import offline_mode
+from ..errors import ZooError
+from ..store import integrity
+from ..store.download import offline_mode
+from ..weights import manifest
+from . import hubconf
 
 _NETWORK_USED = "network access refused by zoo check"
 
@@ -49,35 +51,37 @@ def check_repo(repo: str | Path, *, strict: bool = False) -> list[str]:
     (torchvision's file names); they pass unless `strict`. Bundled files always need a full hash and size.
     """
     repo = Path(repo).resolve()
-    if not (repo / hub.HUBCONF).is_file():
-        return [f"{repo}: no {hub.HUBCONF}"]
+    if not (repo / hubconf.HUBCONF).is_file():
+        return [f"{repo}: no {hubconf.HUBCONF}"]
     problems: list[str] = []
     try:
-        deps = hub.declared_dependencies(repo)
+        deps = hubconf.declared_dependencies(repo)
     except ZooError as e:
         return [str(e)]
     if not deps:
-        problems.append(f"{hub.HUBCONF}: no `dependencies = [...]` list (torch.hub users read it to install)")
+        problems.append(
+            f"{hubconf.HUBCONF}: no `dependencies = [...]` list (torch.hub users read it to install)"
+        )
     try:
-        hub.check_dependencies(repo)
+        hubconf.check_dependencies(repo)
     except ZooError as e:
         problems.append(str(e))
         return problems
     try:
         with no_network(), offline_mode(True):
-            module = hub.import_hubconf(repo, force_reload=True)
+            module = hubconf.import_hubconf(repo, force_reload=True)
     except ZooError as e:
         # urllib and requests wrap the refusal in their own errors: look for its message.
         reason = "it opens a network connection" if _NETWORK_USED in str(e) else str(e)
-        return [*problems, f"{hub.HUBCONF} does not import without network: {reason}"]
-    for name in hub.entry_points(module):
+        return [*problems, f"{hubconf.HUBCONF} does not import without network: {reason}"]
+    for name in hubconf.entry_points(module):
         problems.extend(_check_entry(repo, name, getattr(module, name)))
     problems.extend(_check_manifest(repo, strict))
     return problems
 
 
 def _check_entry(repo: Path, name: str, fn: object) -> list[str]:
-    where = f"{hub.HUBCONF}: {name}"
+    where = f"{hubconf.HUBCONF}: {name}"
     if inspect.isclass(fn) or getattr(fn, "__module__", "").split(".")[0] in (
         "typing",
         "builtins",
@@ -97,7 +101,7 @@ def _check_entry(repo: Path, name: str, fn: object) -> list[str]:
     if not takes_pretrained:
         return [*problems, f"{where} does not take `pretrained` (torch.hub entry points do)"]
     try:
-        with no_network(), offline_mode(True), hub.isolated(repo):
+        with no_network(), offline_mode(True), hubconf.isolated(repo):
             built = fn(pretrained=False)
     except Exception as e:
         if _NETWORK_USED in str(e):
@@ -108,6 +112,16 @@ def _check_entry(repo: Path, name: str, fn: object) -> list[str]:
             f"{where}(pretrained=False) returns {type(built).__name__}, not a model: a public helper? name it _{name}"
         )
     return problems
+
+
+# Where a repo's bundled files are: `weights/` (what `zoo publish --repo` writes), or the package data of
+# a repo that ships zoo itself.
+BUNDLED_DIRS = ("weights", "zoo/weights/data")
+
+
+def _bundled(repo: Path, file_name: str) -> Path:
+    places = [repo / d / file_name for d in BUNDLED_DIRS]
+    return next((p for p in places if p.is_file()), places[0])
 
 
 def _check_manifest(repo: Path, strict: bool) -> list[str]:
@@ -122,7 +136,7 @@ def _check_manifest(repo: Path, strict: bool) -> list[str]:
     for key, entry in sorted(raw["weights"].items()):
         where = f"weights_manifest.json: {key}"
         sha, size = entry.get("sha256"), entry.get("size")
-        bundled = repo / "weights" / str(entry.get("file_name", ""))
+        bundled = _bundled(repo, str(entry.get("file_name", "")))
         upstream_prefix = entry.get("urls") and sha and not bundled.is_file()
         if upstream_prefix and not strict:
             continue
@@ -138,8 +152,8 @@ def _check_manifest(repo: Path, strict: bool) -> list[str]:
             continue
         if isinstance(size, int) and bundled.stat().st_size != size:
             problems.append(
-                f"{where}: weights/{bundled.name} is {bundled.stat().st_size} bytes, the entry says {size}"
+                f"{where}: {bundled.relative_to(repo)} is {bundled.stat().st_size} bytes, the entry says {size}"
             )
         elif sha and not integrity.matches(str(sha), integrity.digest(bundled, rehash=True)):
-            problems.append(f"{where}: weights/{bundled.name} does not match its sha256")
+            problems.append(f"{where}: {bundled.relative_to(repo)} does not match its sha256")
     return problems

@@ -1,7 +1,7 @@
-"""Fetching a hub archive through zoo.transfer, with each forge's token sent only to its own host.
+"""Fetching a hub archive through zoo.store.download, with each forge's token sent only to its own host.
 
 `GITHUB_TOKEN` goes only to the `ZOO_GITHUB_URL` host and `GITLAB_TOKEN` (as GitLab's `PRIVATE-TOKEN`) only
-to the `ZOO_GITLAB_URL` host; zoo.transfer never forwards them to a redirect on another host (GitHub sends
+to the `ZOO_GITLAB_URL` host; zoo.store.download never forwards them to a redirect on another host (GitHub sends
 archives from codeload.github.com). Tokens never appear in messages, logs or the cache.
 """
 
@@ -11,29 +11,23 @@ import os
 import re
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from . import transfer
-from .errors import DownloadError, HubError
-from .hub_specs import github_url, gitlab_url
+from .._common import same_origin, show_url
+from ..errors import DownloadError, HubError
+from ..store import download
+from .specs import github_url, gitlab_url
 
 _NOT_FOUND = re.compile(r"\bHTTP (401|403|404)\b")
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
-    return parts.scheme, (parts.hostname or "").lower(), port
 
 
 def auth_headers(url: str) -> dict[str, str]:
     """The token headers that `url`'s host may receive: only the forge's own token, only on its own host."""
     headers = {}
     token = os.environ.get("GITHUB_TOKEN")
-    if token and _origin(url) == _origin(github_url()):
+    if token and same_origin(url, github_url()):
         headers["Authorization"] = f"Bearer {token}"
     token = os.environ.get("GITLAB_TOKEN")
-    if token and _origin(url) == _origin(gitlab_url()):
+    if token and same_origin(url, gitlab_url()):
         headers["PRIVATE-TOKEN"] = token
     return headers
 
@@ -45,10 +39,10 @@ def fetch(url: str, dst: Path, *, what: str, verbose: bool = False) -> None:
     401 or 403 says whether a token was sent, since forges answer 404 for a private repo without one.
     """
     headers = auth_headers(url)
-    if verbose and transfer.is_remote(url):
-        print(f"zoo: downloading {what} from {transfer.show_url(url)}", file=sys.stderr)
+    if verbose and download.is_remote(url):
+        print(f"zoo: downloading {what} from {show_url(url)}", file=sys.stderr)
     try:
-        transfer.download(
+        download.download(
             url, dst, headers=headers, progress=None if verbose else False, offline=False, label=what
         )
     except DownloadError as e:

@@ -1,4 +1,4 @@
-"""`zoo.list`, `zoo.help` and `zoo.load` on hub repositories (a folder with a `hubconf.py`).
+"""Importing a hub repo's `hubconf.py`: dependencies checked first, the repo's modules kept apart.
 
 Every hubconf is imported under a module name of its own, with its folder on `sys.path` only while it
 imports and while an entry point runs, so two repos that both ship a `models` package do not see each
@@ -14,7 +14,6 @@ import builtins
 import contextlib
 import hashlib
 import importlib.util
-import inspect
 import sys
 import threading
 from collections.abc import Iterator
@@ -22,38 +21,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from . import snapshots
-from .errors import HubError, MissingDependenciesError, unknown
-from .hub_specs import parse_spec
-from .transfer import offline_mode
-from .trust import check_trust
+from ..errors import HubError, MissingDependenciesError
 
 HUBCONF = "hubconf.py"
-
-
-def resolve_repo(
-    repo_or_dir: str | Path,
-    *,
-    source: str | None = None,
-    force_reload: bool = False,
-    trust_repo: Any = None,
-    offline: bool | None = None,
-    verbose: bool = False,
-) -> Path:
-    """The local folder that holds the repo's `hubconf.py`: the directory itself, or a cached snapshot.
-
-    A remote repo is checked for trust first (see zoo.trust), then taken from the cache or fetched.
-    """
-    spec = parse_spec(repo_or_dir, source)
-    if spec.is_remote:
-        check_trust(spec, trust_repo)
-        return snapshots.snapshot(spec, force_reload=force_reload, offline=offline, verbose=verbose)
-    path = spec.local
-    if not path.is_dir():
-        raise HubError(f"{str(repo_or_dir)!r} is not a directory holding a {HUBCONF}")
-    if not (path / HUBCONF).is_file():
-        raise HubError(f"no {HUBCONF} in {path}")
-    return path.resolve()
 
 
 def declared_dependencies(repo_dir: Path) -> builtins.list[str]:
@@ -276,79 +246,3 @@ def _import_hubconf(repo_dir: Path, force_reload: bool) -> ModuleType:
 def entry_points(module: ModuleType) -> builtins.list[str]:
     """The public callables of a hubconf module, as torch.hub lists them."""
     return [n for n in dir(module) if not n.startswith("_") and callable(getattr(module, n))]
-
-
-def _entry(module: ModuleType, name: str, repo_dir: Path) -> Any:
-    if name not in entry_points(module):
-        raise unknown("entry point", name, entry_points(module), where=f" in {repo_dir / HUBCONF}")
-    return getattr(module, name)
-
-
-def _open(
-    repo_or_dir: str | Path,
-    source: str | None,
-    force_reload: bool,
-    trust_repo: Any,
-    offline: bool | None,
-    verbose: bool,
-) -> tuple[Path, ModuleType]:
-    repo_dir = resolve_repo(
-        repo_or_dir,
-        source=source,
-        force_reload=force_reload,
-        trust_repo=trust_repo,
-        offline=offline,
-        verbose=verbose,
-    )
-    return repo_dir, import_hubconf(repo_dir, force_reload=force_reload)
-
-
-def list(
-    repo_or_dir: str | Path,
-    *,
-    source: str | None = None,
-    force_reload: bool = False,
-    trust_repo: Any = None,
-    offline: bool | None = None,
-    skip_validation: bool = False,
-    verbose: bool = True,
-) -> builtins.list[str]:
-    """The entry points of a hub repo (its hubconf's public callables), sorted."""
-    _, module = _open(repo_or_dir, source, force_reload, trust_repo, offline, verbose)
-    return entry_points(module)
-
-
-def help(
-    repo_or_dir: str | Path,
-    entry: str,
-    *,
-    source: str | None = None,
-    force_reload: bool = False,
-    trust_repo: Any = None,
-    offline: bool | None = None,
-    skip_validation: bool = False,
-    verbose: bool = True,
-) -> str:
-    """The docstring of entry point `entry` of a hub repo."""
-    repo_dir, module = _open(repo_or_dir, source, force_reload, trust_repo, offline, verbose)
-    return inspect.getdoc(_entry(module, entry, repo_dir)) or ""
-
-
-def load(
-    repo_or_dir: str | Path,
-    entry: str,
-    *args: Any,
-    source: str | None = None,
-    force_reload: bool = False,
-    trust_repo: Any = None,
-    offline: bool | None = None,
-    skip_validation: bool = False,
-    verbose: bool = True,
-    **kwargs: Any,
-) -> Any:
-    """Call entry point `entry` of a hub repo with `*args, **kwargs` and return what it returns."""
-    repo_dir, module = _open(repo_or_dir, source, force_reload, trust_repo, offline, verbose)
-    fn = _entry(module, entry, repo_dir)
-    # offline=True also holds for the weights the entry point resolves (zoo's own builders).
-    with isolated(repo_dir), offline_mode(offline):
-        return fn(*args, **kwargs)

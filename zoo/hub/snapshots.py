@@ -19,14 +19,14 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from . import cache, integrity, transfer
+from .._common import COMMIT, write_text_atomic
+from ..errors import HubError
+from ..store import download, integrity, paths
 from .archives import MAX_EXTRACTED_BYTES, archive_commit, extract_archive
-from .errors import HubError
-from .hub_fetch import fetch
-from .hub_specs import HubSpec
+from .fetch import fetch
+from .specs import HubSpec
 
 INDEX = "refs.json"
-_COMMIT = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 _SHORT_SHA = re.compile(
     r"^[0-9a-fA-F]{7,63}$"
 )  # GitHub's shortest displayed SHA, to avoid hex-named branches
@@ -34,7 +34,7 @@ _SHORT_SHA = re.compile(
 
 def repo_dir(spec: HubSpec) -> Path:
     """The cache folder of a remote repo (or archive URL), holding its snapshots and ref index."""
-    root = cache.home() / "hub" / spec.host
+    root = paths.home() / "hub" / spec.host
     if spec.kind == "url":
         return root / "archives" / hashlib.sha256(spec.base.encode()).hexdigest()[:20]
     return root.joinpath(*spec.path.split("/"))
@@ -51,21 +51,20 @@ def read_index(folder: Path) -> dict[str, str]:
     except (FileNotFoundError, ValueError):
         return {}
     refs = data.get("refs", {}) if isinstance(data, dict) else {}
-    return {k: v for k, v in refs.items() if isinstance(k, str) and isinstance(v, str) and _COMMIT.match(v)}
+    return {k: v for k, v in refs.items() if isinstance(k, str) and isinstance(v, str) and COMMIT.match(v)}
 
 
 def _write_index(folder: Path, refs: dict[str, str]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-index.")
-    with os.fdopen(fd, "w") as f:
-        json.dump({"version": 1, "refs": dict(sorted(refs.items()))}, f, indent=1)
-    os.replace(tmp, folder / INDEX)
+    write_text_atomic(
+        folder / INDEX, json.dumps({"version": 1, "refs": dict(sorted(refs.items()))}, indent=1)
+    )
 
 
 def commits(folder: Path) -> list[str]:
     """The commits of a repo that have a snapshot in its cache folder."""
     if not folder.is_dir():
         return []
-    return sorted(p.name for p in folder.iterdir() if _COMMIT.match(p.name) and p.is_dir())
+    return sorted(p.name for p in folder.iterdir() if COMMIT.match(p.name) and p.is_dir())
 
 
 def cached(spec: HubSpec) -> Path | None:
@@ -116,7 +115,7 @@ def snapshot(
     """The local folder of a remote spec's snapshot, fetched and extracted first if it is not cached."""
     if not spec.is_remote:
         raise HubError(f"{spec.display} is a local folder; it has no snapshot")
-    offline = transfer.is_offline(offline)
+    offline = download.is_offline(offline)
     if offline and force_reload:
         raise HubError("force_reload needs the network, but offline mode is on")
     if not force_reload and (found := cached(spec)):
@@ -143,7 +142,7 @@ def _fetch_and_extract(
     try:
         fetch(spec.archive_url, archive, what=spec.display, verbose=verbose)
         commit = archive_commit(archive, label=spec.display)
-        pinned = spec.ref.lower() if spec.kind != "url" and _COMMIT.match(spec.ref.lower()) else None
+        pinned = spec.ref.lower() if spec.kind != "url" and COMMIT.match(spec.ref.lower()) else None
         if commit is not None and pinned is not None and commit != pinned:
             # Recording it under the pin would make the pin mean other code, for good (it is never refetched).
             raise HubError(
@@ -152,7 +151,7 @@ def _fetch_and_extract(
             )
         if commit is None:
             # No commit recorded (a hand-made archive): a full SHA asked for names itself, else the content does.
-            full = spec.kind != "url" and _COMMIT.match(spec.ref.lower())
+            full = spec.kind != "url" and COMMIT.match(spec.ref.lower())
             commit = spec.ref.lower() if full else integrity.sha256_file(archive)
         target = folder / commit
         # Another ref may already have brought this commit: a commit's tree never changes, so keep it,
@@ -176,7 +175,7 @@ def _fetch_and_extract(
         _write_index(folder, refs)
         return target
     finally:
-        # The archive, and what zoo.transfer keeps beside it (.part, .lock, its digest record).
+        # The archive, and what zoo.store.download keeps beside it (.part, .lock, its digest record).
         integrity.forget(archive)
         for p in folder.glob(f"{archive.name}*"):
             p.unlink(missing_ok=True)

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
-from .errors import HubError
-from .transfer import show_url
+from .._common import origin, show_url
+from ..errors import HubError
 
 SOURCES = ("github", "gitlab", "local", "url")
 DEFAULT_GITHUB_URL = "https://github.com"
@@ -109,14 +109,7 @@ class HubSpec:
 
 def same_server(a: str, b: str) -> bool:
     """Whether two forge base URLs name the same server (scheme, host, port and path prefix)."""
-    pa, pb = urlsplit(a), urlsplit(b)
-    ports = {"http": 80, "https": 443}
-    return (
-        pa.scheme == pb.scheme
-        and (pa.hostname or "") == (pb.hostname or "")
-        and (pa.port or ports.get(pa.scheme)) == (pb.port or ports.get(pb.scheme))
-        and pa.path.rstrip("/") == pb.path.rstrip("/")
-    )
+    return origin(a) == origin(b) and urlsplit(a).path.rstrip("/") == urlsplit(b).path.rstrip("/")
 
 
 def github_url() -> str:

@@ -9,19 +9,17 @@ terminal on stdin: an untrusted repo then fails at once with the command that tr
 
 from __future__ import annotations
 
-import os
 import shlex
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
 
-from . import cache
-from .errors import HubError
-from .hub_specs import HubSpec
-from .transfer import show_url
+from .._common import show_url, write_text_atomic
+from ..errors import HubError
+from ..store import paths
+from .specs import HubSpec
 
 # The owners torch.hub trusts without asking; only on github.com itself, never on another server that
 # ZOO_GITHUB_URL names (anyone can create a `pytorch` user on a mirror).
@@ -32,7 +30,7 @@ TRUST_VALUES = (True, False, "check", None)
 def trust_file() -> Path:
     """The trusted list: one HubSpec.trust_key a line (`owner/repo`, `gitlab:group/repo`, with the server for
     one other than github.com or gitlab.com, or an archive URL without its query)."""
-    return cache.home() / "hub" / "trusted_repos.txt"
+    return paths.home() / "hub" / "trusted_repos.txt"
 
 
 def trusted() -> list[str]:
@@ -57,11 +55,7 @@ def is_trusted(key: str) -> bool:
 
 
 def _write(keys: list[str]) -> None:
-    path = trust_file()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".trusted.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write("".join(k + "\n" for k in keys))
-    os.replace(tmp, path)
+    write_text_atomic(trust_file(), "".join(k + "\n" for k in keys))
 
 
 def add(key: str) -> bool:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch.nn as nn
-from torchvision import models as tvm
 
 from ..registry import register_model
-from ._builder import build, head_classes
+from ._builder import build, head_classes, torchvision_model
 
 
 @register_model()
@@ -32,7 +31,7 @@ def alexnet(
     """
     return build(
         "alexnet",
-        tvm.alexnet,
+        torchvision_model("alexnet"),
         weights=weights,
         pretrained=pretrained,
         progress=progress,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch.nn as nn
-from torchvision import models as tvm
 
 from ..registry import register_model
 from ._builder import build, head_classes
@@ -25,7 +24,9 @@ def _infer(state_dict: dict) -> dict[str, Any]:
 
 
 def _googlenet(**kwargs: Any) -> nn.Module:
-    return tvm.GoogLeNet(**{"init_weights": True, **kwargs})
+    from torchvision.models import GoogLeNet  # on first build only (see _builder.torchvision_model)
+
+    return GoogLeNet(**{"init_weights": True, **kwargs})
 
 
 @register_model()

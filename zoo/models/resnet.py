@@ -5,16 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import torch.nn as nn
-from torchvision import models as tvm
 
 from ..registry import register_model
-from ._builder import build, head_classes
+from ._builder import build, head_classes, torchvision_model
 
 
 def _resnet(arch: str, weights: Any, pretrained: bool, progress: bool, device: Any, num_classes, kwargs):
     return build(
         arch,
-        getattr(tvm, arch),
+        torchvision_model(arch),
         weights=weights,
         pretrained=pretrained,
         progress=progress,

@@ -27,8 +27,10 @@ import urllib3
 from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
-from . import __version__, cache, integrity
-from .errors import DownloadError, IntegrityError
+from .._common import same_origin, show_url
+from .._version import __version__
+from ..errors import DownloadError, IntegrityError
+from . import integrity, paths
 
 CHUNK = 1 << 20
 CONNECT_TIMEOUT = 10.0
@@ -78,12 +80,6 @@ def lock_for(path: Path) -> FileLock:
 def is_remote(url: str) -> bool:
     """Whether fetching `url` needs the network (http or https)."""
     return urlsplit(url).scheme in ("http", "https")
-
-
-def show_url(url: str) -> str:
-    """`url` for messages: without a user:password part or a query (signed URLs carry secrets there)."""
-    parts = urlsplit(url)
-    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1], query="", fragment="").geturl()
 
 
 def download(
@@ -139,7 +135,7 @@ def _target(url: str, dst: str | os.PathLike | None) -> Path:
     # Decoded, a name could climb out of the folder (`..%2F..%2Fevil.pth`): only plain names are taken.
     if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
         raise DownloadError(f"cannot tell a safe file name from {show_url(url)}; pass dst=")
-    return (Path(dst).expanduser() if dst is not None else cache.weights_dir()) / name
+    return (Path(dst).expanduser() if dst is not None else paths.weights_dir()) / name
 
 
 class _Partial:
@@ -322,9 +318,9 @@ def _get(
 ) -> requests.Response:
     # Redirects are followed by hand: the caller's headers (tokens) go to the first origin only, so
     # never to another host nor, in clear text, to http on the same host.
-    origin = _origin(url)
+    first = url
     for _ in range(MAX_REDIRECTS + 1):
-        same_host = _origin(url) == origin
+        same_host = same_origin(url, first)
         resp = session.get(
             url,
             headers={
@@ -341,11 +337,6 @@ def _get(
         url = urljoin(url, resp.headers["Location"])
         resp.close()
     raise DownloadError(f"{show_url(url)}: more than {MAX_REDIRECTS} redirects")
-
-
-def _origin(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    return parts.scheme.lower(), parts.netloc.lower()
 
 
 def _copy_local(url: str, part: _Partial) -> None:

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from . import cache
-from .errors import IntegrityError
+from .._common import write_text_atomic
+from ..errors import IntegrityError
+from . import paths
 
 CHUNK = 1 << 20
 
@@ -42,7 +43,7 @@ def matches(expected: str | None, actual: str) -> bool:
 
 
 def _record_path(path: Path) -> Path:
-    return cache.home() / "verified" / (hashlib.sha1(str(path).encode()).hexdigest() + ".json")
+    return paths.home() / "verified" / (hashlib.sha1(str(path).encode()).hexdigest() + ".json")
 
 
 def _stamp(st: os.stat_result) -> tuple[int, int, int]:
@@ -57,18 +58,16 @@ def remember(path: str | os.PathLike, digest: str) -> None:
     with _memo_lock:
         _memo[str(path)] = (size, mtime_ns, ino, digest)
     record = _record_path(path)
-    tmp = record.with_name(f"{record.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         record.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(
-            json.dumps({"path": str(path), "size": size, "mtime_ns": mtime_ns, "ino": ino, "sha256": digest})
+        write_text_atomic(
+            record,
+            json.dumps({"path": str(path), "size": size, "mtime_ns": mtime_ns, "ino": ino, "sha256": digest}),
         )
-        os.replace(tmp, record)
     except OSError:
         # A read-only zoo home (a copied cache on a shared mount) still serves files; this process
         # remembers the digest in memory, later ones hash again.
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
+        pass
 
 
 def forget(path: str | os.PathLike) -> None:
@@ -138,7 +137,7 @@ def warn_if_partial(what: str, expected: str | None) -> None:
 
 
 def _pins_path() -> Path:
-    return cache.home() / "pins.json"
+    return paths.home() / "pins.json"
 
 
 def pins() -> dict[str, str]:
@@ -157,6 +156,4 @@ def pin(key: str, full_digest: str) -> None:
     with FileLock(str(path) + ".lock"):
         data = pins()
         data[key] = full_digest
-        tmp = path.with_name(f"pins.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)
+        write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")

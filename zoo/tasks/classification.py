@@ -12,11 +12,13 @@ import torch
 from PIL import Image
 from torchvision.transforms._presets import ImageClassification
 
-from .. import presets, registry
+from .. import registry
 from ..devices import autocast, fold_batchnorm, for_inference, resolve_device, warn_if_emulated
-from ..errors import ZooError
-from ..images import ImageError, open_image, to_rgb
-from ..manifest import Weights
+from ..errors import ImageError, InvalidArgumentError
+from ..weights import presets
+from ..weights.manifest import Weights
+from ..weights.selection import select_weights
+from .images import open_image, to_rgb
 from .prefetch import prefetch
 
 CPU_CHUNK = 4
@@ -49,7 +51,7 @@ def head_of(model: torch.nn.Module) -> torch.nn.Linear:
     """The classifier's last Linear layer (ResNet/GoogLeNet `fc`, AlexNet `classifier[6]`)."""
     linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
     if not linears:
-        raise ZooError(f"{type(model).__name__} has no Linear head: not a classifier")
+        raise InvalidArgumentError(f"{type(model).__name__} has no Linear head: not a classifier")
     return linears[-1]
 
 
@@ -69,7 +71,7 @@ class Classifier:
         autocast(self.device, precision)  # rejects an unknown precision before any work
         warn_if_emulated(self.device, precision)
         arch = registry.canonical_name(model)
-        resolved = registry.resolve_weights(arch, weights)
+        resolved = select_weights(arch, weights)
         model = for_inference(registry.get_model(arch, weights=resolved, device=self.device), precision)
         if self.device.type == "cpu":
             # On CPU, folded BatchNorms and channels-last memory (oneDNN's preferred layout) measure about
@@ -120,7 +122,7 @@ class Classifier:
         Yields `(image, prediction)`, or `(image, ImageError)` for an input that could not be read.
         """
         if batch_size < 1 or topk < 1:
-            raise ValueError("batch_size and topk must be at least 1")
+            raise InvalidArgumentError("batch_size and topk must be at least 1")
         batch: list[tuple[ImageInput, torch.Tensor]] = []
         for item, prepared in prefetch(self.prepare, images, ahead=2 * batch_size):
             if isinstance(prepared, ImageError):

@@ -24,12 +24,15 @@ from torchvision.datasets import ImageFolder
 from torchvision.transforms._presets import ImageClassification
 from tqdm.auto import tqdm
 
-from .. import presets, registry
+from .. import registry
+from .._common import write_text_atomic
 from ..devices import resolve_device
-from ..errors import ZooError
-from ..images import IMAGE_SUFFIXES, open_image
-from ..manifest import Weights
+from ..errors import InvalidArgumentError
+from ..weights import presets
+from ..weights.manifest import Weights
+from ..weights.selection import select_weights
 from .classification import head_of
+from .images import IMAGE_SUFFIXES, open_image
 
 
 class _Transformed(Dataset):
@@ -123,13 +126,17 @@ def finetune(
     """
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     if not data_dir.is_dir():
-        raise ZooError(f"{data_dir}: no such folder (expected one sub-folder of images per class)")
+        raise InvalidArgumentError(
+            f"{data_dir}: no such folder (expected one sub-folder of images per class)"
+        )
     if epochs < 1 or batch_size < 1 or not 0 <= val_fraction < 1:
-        raise ZooError("epochs and batch size must be at least 1, and the validation fraction in [0, 1)")
+        raise InvalidArgumentError(
+            "epochs and batch size must be at least 1, and the validation fraction in [0, 1)"
+        )
     torch.manual_seed(seed)
     target = resolve_device(device)
     arch = registry.canonical_name(model)
-    resolved = registry.resolve_weights(arch, weights)
+    resolved = select_weights(arch, weights)
     folder = _image_folder(data_dir)
     unreadable = [p for p, _ in folder.samples if not _identifies(p)]
     if unreadable:
@@ -256,9 +263,7 @@ def _card(
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
 def _identifies(path: str) -> bool:
@@ -287,9 +292,9 @@ def _image_folder(data_dir: Path) -> ImageFolder:
             is_valid_file=lambda p: Path(p).suffix.lower() in IMAGE_SUFFIXES,
         )
     except (FileNotFoundError, RuntimeError) as e:
-        raise ZooError(f"{data_dir}: {e} (expected one sub-folder of images per class)") from None
+        raise InvalidArgumentError(f"{data_dir}: {e} (expected one sub-folder of images per class)") from None
     if len(folder.classes) < 2:
-        raise ZooError(
+        raise InvalidArgumentError(
             f"{data_dir}: found {len(folder.classes)} class folder(s); fine-tuning needs at least two"
         )
     return folder

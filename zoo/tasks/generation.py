@@ -10,6 +10,7 @@ from torchvision.utils import save_image
 
 from .. import registry
 from ..devices import for_inference, resolve_device
+from ..errors import InvalidArgumentError
 
 
 @torch.inference_mode()
@@ -23,7 +24,7 @@ def generate(
 ) -> torch.Tensor:
     """`n` generated images as a (n, C, H, W) tensor in [0, 1], on the CPU; the same seed gives the same images."""
     if n < 1:
-        raise ValueError(f"n must be at least 1, not {n}")
+        raise InvalidArgumentError(f"n must be at least 1, not {n}")
     target = resolve_device(device)
     gan = for_inference(registry.get_model(model, weights=weights, device=target))
     generator = torch.Generator().manual_seed(seed) if seed is not None else None

@@ -10,15 +10,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
-from .errors import ZooError
+from ..errors import ImageError
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm"}
 )
-
-
-class ImageError(ZooError):
-    """A file that cannot be used as an image (missing, not an image, truncated, too large)."""
 
 
 def find_images(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list[ImageError]]:

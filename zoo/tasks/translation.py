@@ -9,10 +9,11 @@ import torch
 from PIL import Image
 from torchvision.transforms.functional import to_pil_image
 
-from .. import presets, registry
+from .. import registry
 from ..devices import for_inference, resolve_device
-from ..errors import ZooError
-from ..images import open_image, to_rgb
+from ..errors import InvalidArgumentError
+from ..weights import presets
+from .images import open_image, to_rgb
 
 
 class Translator:
@@ -27,7 +28,7 @@ class Translator:
         size: int = 256,
     ) -> None:
         if size < 16:  # the generator's reflection padding and two downsamplings need room
-            raise ZooError(f"size must be at least 16 pixels, not {size}")
+            raise InvalidArgumentError(f"size must be at least 16 pixels, not {size}")
         self.device = resolve_device(device)
         self.size = size
         self.model = for_inference(registry.get_model(model, weights=weights, device=self.device))

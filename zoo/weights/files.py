@@ -1,4 +1,4 @@
-"""Resolve a manifest entry to a verified local weight file.
+"""A manifest entry to a verified local weight file, and that file to a state dict.
 
 Order: the zoo cache; files bundled with the repo or package; torch's hub cache; `ZOO_WEIGHTS_MIRROR`
 (`{mirror}/{file_name}`, an http(s) or file URL or a folder); then each URL of the entry. Every file is
@@ -11,17 +11,27 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from . import cache, integrity
-from .errors import DownloadError, IntegrityError, WeightsNotFoundError
+from ..errors import DownloadError, IntegrityError, WeightsNotFoundError
+from ..store import integrity, paths
+from ..store.download import download, is_offline, is_remote, lock_for
 from .manifest import Weights
-from .transfer import download, is_offline, is_remote, lock_for
+
+if TYPE_CHECKING:  # torch loads only when a state dict is read, not for `zoo cache ls`
+    from .serialization import StateDict
+
+
+def bundled_dir() -> Path:
+    """The weight files that ship inside the package (`zoo/weights/data/`)."""
+    return Path(str(resources.files(__package__) / "data"))
 
 
 def candidates(w: Weights) -> list[Path]:
     """Every local place the file of `w` may already be, in the order they are tried."""
-    dirs = [cache.weights_dir(), *cache.bundled_dirs(), cache.torch_checkpoints_dir()]
+    dirs = [paths.weights_dir(), bundled_dir(), paths.torch_checkpoints_dir()]
     return [d / w.file_name for d in dirs]
 
 
@@ -54,11 +64,11 @@ def sources(w: Weights) -> list[str]:
     return [*([mirror] if mirror else []), *w.urls]
 
 
-def resolve(w: Weights, *, progress: bool | None = None, offline: bool | None = None) -> Path:
+def verified_file(w: Weights, *, progress: bool | None = None, offline: bool | None = None) -> Path:
     """A verified local path to the file of `w`, fetching it into the zoo cache if needed."""
     expected = expected_sha256(w)
     tried: list[str] = []
-    zoo_copy = cache.weights_dir() / w.file_name
+    zoo_copy = paths.weights_dir() / w.file_name
     for path in candidates(w):
         if not path.is_file():
             continue
@@ -104,7 +114,7 @@ def discard_if_bad(path: Path, expected: str | None) -> bool:
 
 def touch(path: Path) -> None:
     """Mark a zoo-cache file as used now (its atime), for `zoo cache ls` and least-recently-used pruning."""
-    if path.parent != cache.weights_dir():
+    if path.parent != paths.weights_dir():
         return
     with contextlib.suppress(OSError):  # a read-only cache still serves files
         os.utime(path, ns=(time.time_ns(), path.stat().st_mtime_ns))
@@ -124,9 +134,24 @@ def _not_found(w: Weights, expected: str | None, tried: list[str], skipped: list
     if skipped:
         lines.append(
             f"offline, so not downloaded from: {', '.join(skipped)}. On a machine with network run "
-            f"`zoo fetch {w.key}` and copy {cache.weights_dir()} here, or set ZOO_WEIGHTS_MIRROR to a "
+            f"`zoo fetch {w.key}` and copy {paths.weights_dir()} here, or set ZOO_WEIGHTS_MIRROR to a "
             f"folder or URL holding {w.file_name}"
         )
     elif not sources(w):
-        lines.append(f"the entry has no URL: put {w.file_name} into {cache.weights_dir()}")
+        lines.append(f"the entry has no URL: put {w.file_name} into {paths.weights_dir()}")
     return "\n".join(lines)
+
+
+def load_state_dict(selected: Weights | Path, *, progress: bool = True) -> StateDict:
+    """The state dict of manifest weights (verified first) or of a local file, loaded without running code.
+
+    Files of the zoo's caches are memory-mapped (they are only ever replaced by renaming); a user's own file
+    is read into memory, so saving a checkpoint over it later cannot pull the weights from under the model.
+    """
+    from . import serialization
+
+    if isinstance(selected, Weights):
+        # progress=True (torchvision's default) still shows a bar only on a terminal, never in logs.
+        path = verified_file(selected, progress=None if progress else False)
+        return serialization.load_state_dict(path, mmap=True)
+    return serialization.load_state_dict(selected)

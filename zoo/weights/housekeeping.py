@@ -7,10 +7,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import cache, integrity, manifest
+from ..store import integrity, paths
+from ..store.download import lock_for
+from . import manifest
+from .files import expected_sha256
 from .manifest import Weights
-from .transfer import lock_for
-from .weights import expected_sha256
 
 SKIPPED_SUFFIXES = (".part", ".lock")  # downloads in progress and their locks
 _UNITS = {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
@@ -54,7 +55,7 @@ class CachedFile:
 
 def scan() -> list[CachedFile]:
     """Every complete file in the weight cache, most recently used first."""
-    folder = cache.weights_dir()
+    folder = paths.weights_dir()
     if not folder.is_dir():
         return []
     by_file: dict[str, list[Weights]] = {}

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import presets
-from .errors import ZooError
+from .._common import write_text_atomic
+from ..errors import ManifestError
 
 SCHEMA_VERSION = 1
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MANIFEST = REPO_ROOT / "weights_manifest.json"
 
 
@@ -53,14 +53,12 @@ class Weights:
 
     def transforms(self) -> Any:
         """The preprocessing that matches these weights (a torchvision preset where there is one)."""
+        from . import presets  # torchvision's transforms load only when a preset is asked for
+
         return presets.build(self.transforms_spec)
 
     def __repr__(self) -> str:
         return f"Weights({self.key!r}, file={self.file_name!r})"
-
-
-class ManifestError(ZooError):
-    """A manifest file that cannot be read or does not follow the schema."""
 
 
 def manifest_path() -> Path:
@@ -91,9 +89,7 @@ def read_raw(path: str | os.PathLike | None = None) -> dict[str, Any]:
 def write_raw(data: dict[str, Any], path: str | os.PathLike | None = None) -> None:
     """Write a manifest atomically, so a crash never leaves a truncated file."""
     path = Path(path) if path is not None else manifest_path()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(dumps(data))
-    os.replace(tmp, path)
+    write_text_atomic(path, dumps(data))
     load.cache_clear()
 
 

@@ -11,13 +11,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file as _load_safetensors
 
-from .errors import ZooError
+from ..errors import UnsafeCheckpointError, ZooError
 
 StateDict = dict[str, torch.Tensor]
-
-
-class UnsafeCheckpointError(ZooError):
-    """A checkpoint whose pickle asks for objects outside the allow-list."""
 
 
 class GanZooConfig:

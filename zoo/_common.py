@@ -1,0 +1,68 @@
+"""Small helpers every layer shares, written once: origins of URLs, URLs for display, atomic text writes,
+commit ids. It imports only the standard library, so any module of zoo may use it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from pathlib import Path
+from urllib.parse import urlsplit
+
+# A full git commit id: SHA-1 (40 hex digits) or SHA-256 (64), lower case as git prints it.
+COMMIT = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """The (scheme, host, port) a URL reaches, with the scheme's default port filled in and no user part."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:  # a port that is not a number reaches nothing; it matches no other URL
+        port = -1
+    return scheme, (parts.hostname or "").lower(), port or _DEFAULT_PORTS.get(scheme)
+
+
+def same_origin(a: str, b: str) -> bool:
+    """Whether two URLs reach the same scheme, host and port (the rule for where a token may go)."""
+    return origin(a) == origin(b)
+
+
+def show_url(url: str) -> str:
+    """`url` for messages: without a user:password part or a query (signed URLs carry secrets there)."""
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1], query="", fragment="").geturl()
+
+
+def _read_umask() -> int:
+    # Read once, at import (single-threaded): os.umask can only be read by setting it.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
+def write_text_atomic(path: str | os.PathLike, text: str, *, mode: int = 0o666) -> None:
+    """Replace `path` with `text` in one rename, so readers see the old file or the new one, never a part.
+
+    The temporary file has a unique name beside the target (threads and processes never share one) and is
+    removed if anything fails. `mode` is masked by the umask, as for a file created with open().
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, mode & ~_UMASK)  # mkstemp creates 0600
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

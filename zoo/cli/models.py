@@ -1,0 +1,106 @@
+"""`zoo list` and `zoo info`: the zoo's models and their weights."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .. import registry
+from ..errors import ZooError
+from ..hub.specs import looks_like_spec
+from ..weights import files, manifest
+from ..weights.manifest import Weights
+from . import hub
+from .command import Subcommands, add_command, emit, table
+
+
+def _weights_info(w: Weights, default: str | None) -> dict[str, Any]:
+    local = files.find_local(w)
+    return {
+        "key": w.key,
+        "default": w.key == default,
+        "file_name": w.file_name,
+        "urls": list(w.urls),
+        "sha256": w.sha256,
+        "sha256_is_prefix": w.sha256_is_prefix,
+        "size": w.size,
+        "num_params": w.meta.get("num_params"),
+        "metrics": w.meta.get("metrics", {}),
+        "num_categories": len(w.categories) if w.categories else None,
+        "cached": str(local) if local else None,
+    }
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    if args.pattern and looks_like_spec(args.pattern):
+        return hub.cmd_list_repo(args)
+    m = manifest.load()
+    names = registry.list_models(args.pattern)
+    if args.pattern and not names:
+        raise ZooError(f"no model matches {args.pattern!r}; `zoo list` shows them all")
+    data = [
+        {
+            "name": n,
+            "aliases": registry.aliases_of(n),
+            "default_weights": m.defaults.get(n),
+            "weights": [w.key for w in m.for_arch(n)],
+        }
+        for n in names
+    ]
+    rows = [
+        [d["name"], d["default_weights"] or "-", str(len(d["weights"])), ", ".join(d["aliases"])]
+        for d in data
+    ]
+    emit(args, data, table(rows, ["model", "default weights", "weights", "aliases"]))
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    name = registry.canonical_name(args.model)
+    m = manifest.load()
+    default = m.defaults.get(name)
+    builder = registry.get_builder(name)
+    doc = (builder.__doc__ or "").strip().splitlines()
+    data = {
+        "name": name,
+        "aliases": registry.aliases_of(name),
+        "summary": doc[0] if doc else "",
+        "default_weights": default,
+        "weights": [_weights_info(w, default) for w in m.for_arch(name)],
+    }
+    lines = [f"{name}: {data['summary']}"]
+    if data["aliases"]:
+        lines.append(f"aliases: {', '.join(data['aliases'])}")
+    rows = []
+    for w in data["weights"]:
+        top1 = next((v.get("acc@1") for v in w["metrics"].values()), None)
+        rows.append(
+            [
+                w["key"] + (" *" if w["default"] else ""),
+                w["file_name"],
+                f"{w['size'] / 1e6:.1f} MB" if w["size"] else "?",
+                f"{top1:.2f}" if top1 is not None else "-",
+                "yes" if w["cached"] else "no",
+            ]
+        )
+    lines.append(
+        table(rows, ["weights (* default)", "file", "size", "acc@1", "cached"])
+        if rows
+        else "no pretrained weights"
+    )
+    emit(args, data, "\n".join(lines))
+    return 0
+
+
+def register(sub: Subcommands) -> None:
+    """Add `list` and `info`."""
+    p = add_command(
+        sub,
+        "list",
+        cmd_list,
+        "list the zoo's models (optionally filtered, like 'resnet*'), or a hub repo's entry points",
+    )
+    p.add_argument("pattern", nargs="?", help="a pattern like 'resnet*', or a hub repo")
+    hub.add_remote_options(p)
+    p = add_command(sub, "info", cmd_info, "show a model's weights, metrics and cache state")
+    p.add_argument("model")
