@@ -28,3 +28,4 @@ bench: $(STAMP)
 	$(PY) bench/download.py --rounds 5
 	$(PY) bench/hub.py --rounds 11
 	$(PY) bench/classify.py --images 64
+	$(PY) bench/startup.py --rounds 9

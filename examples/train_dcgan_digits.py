@@ -139,7 +139,7 @@ def main() -> None:
         gen,
         name="digits",
         arch="dcgan",
-        out_dir=ROOT / "weights",
+        out_dir=ROOT / "zoo" / "weights" / "data",  # bundled: the package carries it
         manifest=ROOT / "weights_manifest.json",
         kwargs=KWARGS,
         meta={

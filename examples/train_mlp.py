@@ -92,7 +92,7 @@ def main() -> None:
         model,
         name="blobs",
         arch="mlp",
-        out_dir=ROOT / "weights",
+        out_dir=ROOT / "zoo" / "weights" / "data",  # bundled: the package carries it
         manifest=ROOT / "weights_manifest.json",
         categories=["blob 0", "blob 1", "blob 2"],
         default=True,

@@ -99,3 +99,26 @@ def test_resolve_weights_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         select_weights("resnet50", "imagenet22k")
     with pytest.raises(TypeError):
         select_weights("resnet50", 3)
+
+
+def test_a_name_or_alias_is_registered_once():
+    from zoo import registry
+    from zoo.errors import DuplicateNameError
+
+    zoo.list_models()  # the families are registered
+
+    def resnet18():  # noqa: ANN202  (a second builder under a taken name)
+        return torch.nn.Identity()
+
+    def my_net():
+        return torch.nn.Identity()
+
+    before = (dict(registry._MODELS), dict(registry._ALIASES))
+    with pytest.raises(DuplicateNameError, match="'resnet18'"):
+        registry.register_model()(resnet18)
+    with pytest.raises(DuplicateNameError, match="'custom_model'"):
+        registry.register_model("custom_model")(my_net)  # mlp's alias
+    with pytest.raises(DuplicateNameError, match="'twice'"):
+        registry.register_model("twice", "twice")(my_net)
+    assert before == (registry._MODELS, registry._ALIASES)  # a refused registration leaves nothing behind
+    assert issubclass(DuplicateNameError, ValueError)

@@ -195,3 +195,48 @@ def test_a_finetune_folder_keeps_its_head_size_without_weights(target, tmp_path)
     w = publish(folder, name="five", out_dir=out, manifest=path, repo=tmp_path / "r")
     assert w.kwargs == {"num_classes": 5}
     assert zoo.load(str(tmp_path / "r"), "mlp_five", pretrained=False).output_layer.out_features == 5
+
+
+# The block `zoo publish --repo` wrote in release 0.1.0, verbatim but for the values: published repos keep
+# calling `zoo.publish.load_published` with these positional arguments for as long as they are online.
+RELEASED_BLOCK = '''"""Hub entry points published with `zoo publish`; they load with torch.hub.load and zoo.load."""
+
+dependencies = ["torch", "zoo"]
+
+
+# --- zoo publish: mlp_old (mlp.old) ---
+def mlp_old(pretrained: bool = True, **kwargs):
+    """mlp with the published weights mlp.old.
+
+    Args:
+        pretrained: load the published weights (file weights/{file_name}, sha256 {sha256}).
+        **kwargs: passed to zoo.get_model("mlp", ...), e.g. device="cpu".
+    """
+    from zoo.publish import load_published
+
+    return load_published(
+        __file__, "weights/{file_name}", "mlp", "{sha256}", pretrained,
+        {{}}, ['x', 'y', 'z'], **kwargs
+    )
+# --- end: mlp_old ---
+'''
+
+
+def test_a_hubconf_written_by_the_first_release_still_loads(tmp_path):
+    from safetensors.torch import save_file
+
+    torch.manual_seed(3)
+    model = make_mlp()
+    repo = tmp_path / "old-repo"
+    (repo / "weights").mkdir(parents=True)
+    file_name = "mlp-old-00000000.safetensors"
+    save_file(dict(model.state_dict()), str(repo / "weights" / file_name))
+    sha256 = zoo.store.integrity.sha256_file(repo / "weights" / file_name)
+    (repo / "hubconf.py").write_text(RELEASED_BLOCK.format(file_name=file_name, sha256=sha256))
+    loaded = zoo.load(str(repo), "mlp_old")
+    assert torch.equal(loaded.output_layer.weight, model.output_layer.weight)
+    assert loaded.categories == ["x", "y", "z"]
+    assert zoo.load(str(repo), "mlp_old", pretrained=False).output_layer.weight.shape == (3, 8)
+    (repo / "weights" / file_name).write_bytes(b"tampered")
+    with pytest.raises(zoo.ZooError, match="sha256"):
+        zoo.load(str(repo), "mlp_old", force_reload=True)
