@@ -31,7 +31,7 @@ def resolve_repo(
 ) -> Path:
     """The local folder that holds the repo's `hubconf.py`: the directory itself, or a cached snapshot.
 
-    A remote repo is checked for trust first (see zoo.trust), then taken from the cache or fetched.
+    A remote repo is checked for trust first (see zoo.hub.trust), then taken from the cache or fetched.
     """
     spec = parse_spec(repo_or_dir, source)
     if spec.is_remote:

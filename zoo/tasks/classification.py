@@ -160,7 +160,7 @@ def classify(
     """Top-k labels of each image, as `[(label, percent), ...]` best first (softmax x 100, as in the book).
 
     `images`: a path, a PIL image, or a list of them. `precision`: "fp32", "bf16" or "fp16" (autocast, with
-    channels-last memory). A file that cannot be read raises zoo.images.ImageError naming it.
+    channels-last memory). A file that cannot be read raises zoo.errors.ImageError naming it.
     """
     single = isinstance(images, (str, os.PathLike, Image.Image))
     items = [images] if single else list(images)
