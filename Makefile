@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.zoo-installed
 
-.PHONY: setup demo test lint bench
+.PHONY: setup demo test test-wheel lint bench
 
 setup: $(STAMP)
 
@@ -19,6 +19,20 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+	$(MAKE) test-wheel
+
+# The installed package is the product: build the wheel, install it into a fresh venv that reuses the pinned
+# torch pair of $(VENV) (a .pth line, so nothing is copied and zoo itself comes only from the wheel), and run
+# the smoke test from a temporary folder outside the repository.
+# Outside the repository, so that nothing of the checkout can be imported by accident.
+SMOKE := $(or $(TMPDIR),/tmp)/zoo-wheel-smoke
+test-wheel: $(STAMP)
+	rm -rf dist $(SMOKE)
+	$(PY) -m pip wheel -q --no-deps -w dist .
+	$(PYTHON) -m venv $(SMOKE)/venv
+	$(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" > "$$($(SMOKE)/venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/zoo-dev-deps.pth"
+	$(SMOKE)/venv/bin/python -m pip install -q --no-deps dist/*.whl
+	cd "$$(mktemp -d)" && ZOO_HOME="$$PWD/home" "$(SMOKE)/venv/bin/python" "$(CURDIR)/scripts/smoke_installed.py" "$(CURDIR)"
 
 lint: $(STAMP)
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .

@@ -81,14 +81,18 @@ def get_model(
 ) -> nn.Module:
     """Build model `name` with `weights` ("DEFAULT", a key or tag, a local file, or None for random init).
 
+    `pretrained=True` (torch.hub's spelling) means what it means in torchvision: the legacy V1 ImageNet
+    weights for torchvision's classifiers, the default weights for the others. Models are built on the CPU
+    unless `device=` is given.
+
     `offline=True` (or `ZOO_OFFLINE=1`) never touches the network: the weights must be in a cache, bundled,
     or in a folder mirror.
     """
     builder = get_builder(name)
-    pretrained = kwargs.pop("pretrained", None)
-    # torch.hub's spelling decides when `weights` was left at its default.
-    if pretrained is not None and weights == "DEFAULT":
-        weights = "DEFAULT" if pretrained else None
+    # torch.hub's spelling decides when `weights` was left at its default: the builder then maps
+    # pretrained=True to torchvision's legacy weights, as torchvision does.
+    if kwargs.get("pretrained") is not None and weights == "DEFAULT":
+        weights = None
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
     with offline_mode(offline):

@@ -17,6 +17,7 @@ from torch.nn.modules.instancenorm import _InstanceNorm
 
 from ..devices import resolve_device
 from ..errors import WeightsMismatchError
+from ..weights import manifest
 from ..weights.files import load_state_dict
 from ..weights.manifest import Weights
 from ..weights.selection import select_weights
@@ -47,9 +48,11 @@ def build(
     `prepare` adapts legacy key sets; `finish` runs after loading.
     """
     if pretrained and weights is None:
-        weights = "DEFAULT"
+        weights = pretrained_weights(arch)
     resolved = select_weights(arch, weights)
-    target = resolve_device(device)
+    # None keeps the model on the CPU, as torchvision and torch.hub do: the book's `model(cpu_batch)` then
+    # works on a GPU machine too. Tasks choose the best device themselves.
+    target = torch.device("cpu") if device is None else resolve_device(device)
     if resolved is None:
         if num_classes is not None:
             kwargs = {**kwargs, "num_classes": num_classes}
@@ -219,6 +222,13 @@ def _assign_tensors(model: nn.Module, state_dict: StateDict) -> None:
 def _few(names: list[str]) -> str:
     shown = ", ".join(names[:5])
     return shown + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
+def pretrained_weights(arch: str) -> str:
+    """What `pretrained=True` means for `arch`: torchvision's legacy weights (`IMAGENET1K_V1`, e.g. the book's
+    resnet101-63fe2227.pth) where the manifest has them, else the default weights."""
+    legacy = f"{arch}.imagenet1k_v1"
+    return legacy if legacy in manifest.load().weights else "DEFAULT"
 
 
 def torchvision_model(name: str) -> Callable[..., nn.Module]:

@@ -23,10 +23,11 @@ def alexnet(
     """AlexNet from "One weird trick for parallelizing convolutional neural networks".
 
     Args:
-        pretrained: load the default ImageNet weights (same as weights="DEFAULT").
+        pretrained: load torchvision's legacy ImageNet weights (IMAGENET1K_V1), as `pretrained=True` does in
+            torchvision; weights="DEFAULT" picks the best ones.
         weights: None (random init), "DEFAULT", a key or tag such as "imagenet1k_v1", or a local file.
         progress: show a download progress bar on a terminal.
-        device: "cpu", "cuda", "cuda:1"; None picks CUDA when available.
+        device: "cpu", "cuda", "cuda:1" or "auto" (CUDA when available); None keeps the model on the CPU, as torchvision does.
         num_classes: with pretrained weights, replace `classifier[6]` by a fresh layer of this size.
     """
     return build(

@@ -98,7 +98,7 @@ def cyclegan(
         pretrained: load the default weights (horse2zebra).
         weights: None (random init), "DEFAULT", a key or tag, or a local file.
         progress: show a download progress bar on a terminal.
-        device: "cpu", "cuda", "cuda:1"; None picks CUDA when available.
+        device: "cpu", "cuda", "cuda:1" or "auto" (CUDA when available); None keeps the model on the CPU, as torchvision does.
         **kwargs: input_nc, output_nc, ngf, n_blocks.
     """
     return build(

@@ -90,12 +90,13 @@ def dcgan(
         pretrained: load the default weights.
         weights: None (random init), "DEFAULT", a key or tag, or a local file.
         progress: show a download progress bar on a terminal.
-        device: "cpu", "cuda", "cuda:1"; None picks CUDA when available.
-        useGPU: the GAN zoo's spelling of the device (True: "cuda", False: "cpu"), for the tutorial's code.
+        device: "cpu", "cuda", "cuda:1" or "auto" (CUDA when available); None keeps the model on the CPU, as torchvision does.
+        useGPU: the GAN zoo's spelling of the device (True: CUDA when available, False: "cpu"), for the
+            tutorial's code.
         **kwargs: latent_dim (64), ngf (64), depth (3), out_channels (3), tanh (True).
     """
     if useGPU is not None and device is None:
-        device = "cuda" if useGPU else "cpu"
+        device = "auto" if useGPU else "cpu"  # the GAN zoo falls back to the CPU without CUDA
     return build(
         "dcgan",
         DCGANGenerator,

@@ -45,7 +45,7 @@ def mlp(
         pretrained: load the default weights.
         weights: None (random init), "DEFAULT", a key or tag, or a local file.
         progress: show a download progress bar on a terminal.
-        device: "cpu", "cuda", "cuda:1"; None picks CUDA when available.
+        device: "cpu", "cuda", "cuda:1" or "auto" (CUDA when available); None keeps the model on the CPU, as torchvision does.
         **kwargs: in_features (4), hidden (8), num_classes (3).
     """
     return build(

@@ -1,6 +1,6 @@
 """The weights manifest: every known weight file, where it lives, its hash, size and metadata.
 
-`weights_manifest.json` sits at the repository root. Its schema:
+`weights_manifest.json` sits at the repository root; the wheel carries it as `zoo/weights/data/`. Its schema:
 
     {"schema_version": 1,
      "categories": {"imagenet1k": ["tench", ...]},        # shared label lists, referred to by name
@@ -15,6 +15,7 @@ import functools
 import json
 import os
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,17 @@ from .._common import write_text_atomic
 from ..errors import ManifestError
 
 SCHEMA_VERSION = 1
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_MANIFEST = REPO_ROOT / "weights_manifest.json"
+MANIFEST_NAME = "weights_manifest.json"
+
+
+def packaged_manifest() -> Path:
+    """The manifest zoo ships: inside the package (`zoo/weights/data/`, where the wheel carries it), else at
+    the root of the source tree (a checkout, an editable install, a torch.hub snapshot of this repo)."""
+    inside = Path(str(resources.files(__package__) / "data" / MANIFEST_NAME))
+    return inside if inside.is_file() else Path(__file__).resolve().parents[2] / MANIFEST_NAME
+
+
+DEFAULT_MANIFEST = packaged_manifest()
 
 
 @dataclass(frozen=True)
@@ -62,7 +72,7 @@ class Weights:
 
 
 def manifest_path() -> Path:
-    """The manifest in use: `ZOO_MANIFEST` if set, else the repository's `weights_manifest.json`."""
+    """The manifest in use: `ZOO_MANIFEST` if set, else the one zoo ships (see packaged_manifest)."""
     return Path(os.environ.get("ZOO_MANIFEST") or DEFAULT_MANIFEST)
 
 
