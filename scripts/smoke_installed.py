@@ -66,7 +66,18 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         grid = Path(tmp) / "digits.png"
-        run(str(scripts / "zoo"), "generate", "-n", "16", "-o", str(grid), "--weights", "digits", "--seed", "0")
+        run(
+            str(scripts / "zoo"),
+            "generate",
+            "-n",
+            "16",
+            "-o",
+            str(grid),
+            "--weights",
+            "digits",
+            "--seed",
+            "0",
+        )
         assert grid.stat().st_size > 1000, grid.stat().st_size
 
         snapshot = Path(tmp) / "snapshot"
