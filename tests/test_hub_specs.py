@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from zoo.errors import HubError
+from zoo.errors import HubError, InvalidSpecError
 from zoo.hub.specs import HEAD, looks_like_spec, parse_spec
 
 
@@ -125,8 +125,11 @@ def test_source_forces_a_reading():
     assert parse_spec("grp/sub/proj", source="gitlab").path == "grp/sub/proj"
     assert parse_spec("o/r", source="local").local == Path("o/r")
     assert parse_spec("https://h.invalid/a.zip", source="url").kind == "url"
-    with pytest.raises(HubError, match="unknown source 'svn'"):
+    with pytest.raises(InvalidSpecError, match="unknown source 'svn'") as e:
         parse_spec("o/r", source="svn")
+    assert isinstance(e.value, ValueError)  # as torch.hub's unknown source
+    with pytest.raises(InvalidSpecError, match="unknown source 3"):
+        parse_spec("o/r", source=3)
     with pytest.raises(HubError, match="expected owner/repo"):
         parse_spec("g/s/r", source="github")
 
@@ -172,3 +175,17 @@ def test_looks_like_spec(tmp_path, monkeypatch):
         assert looks_like_spec(text), text
     for text in ("resnet*", "mlp", "resnet18", "a b", ""):
         assert not looks_like_spec(text), text
+
+
+@pytest.mark.parametrize(
+    ("source", "kind"), [("GitHub", "github"), ("LOCAL", "local"), ("GitLab", "gitlab"), ("URL", "url")]
+)
+def test_source_is_case_insensitive_as_in_torch_hub(source, kind):
+    text = "https://h.invalid/a.zip" if kind == "url" else "grp/proj"
+    assert parse_spec(text, source=source).kind == kind
+
+
+def test_malformed_specs_are_value_errors_as_in_torch_hub():
+    with pytest.raises(ValueError, match="malformed hub spec") as e:
+        parse_spec("o/r:a:b")
+    assert isinstance(e.value, InvalidSpecError | HubError)

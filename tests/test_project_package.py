@@ -96,3 +96,14 @@ def test_bundled_files_and_the_manifest_are_found_through_the_package():
     assert files.find_local(zoo.get_weights("mlp.blobs")).parent == files.bundled_dir()
     # in a checkout the manifest is the repository's; a wheel carries it as zoo/weights/data/
     assert manifest.packaged_manifest() == REPO_ROOT / "weights_manifest.json"
+
+
+def test_the_install_hint_for_a_missing_zoo_names_the_distribution(tmp_path, monkeypatch):
+    from zoo.errors import MissingDependenciesError
+    from zoo.hub import hubconf
+
+    monkeypatch.setattr(hubconf, "_importable", lambda name: name == "torch")  # zoo and pillow not installed
+    (tmp_path / "hubconf.py").write_text('dependencies = ["torch", "zoo", "PIL"]\n')
+    with pytest.raises(MissingDependenciesError) as e:
+        hubconf.import_hubconf(tmp_path)
+    assert str(e.value).endswith(": zoo, PIL (pip install zoo-hub pillow)")

@@ -50,8 +50,23 @@ class HubError(ZooError):
     """A hub repository that cannot be listed, imported or loaded."""
 
 
-class MissingDependenciesError(HubError, ImportError):
-    """A hubconf's `dependencies` that are not importable."""
+class InvalidSpecError(HubError, ValueError):
+    """A hub spec (`repo_or_dir`) or `source=` that zoo cannot read; a ValueError, as torch.hub raises for an
+    unknown source or a malformed `owner/repo`."""
+
+
+class HubconfNotFoundError(HubError, FileNotFoundError):
+    """A local hub repo that is not a directory, or has no `hubconf.py`; a FileNotFoundError, as torch.hub's."""
+
+
+class UnknownEntryPointError(UnknownNameError, HubError, RuntimeError):
+    """An entry point that a hubconf does not define; also a RuntimeError, which torch.hub raises for it
+    ("Cannot find callable ... in hubconf")."""
+
+
+class MissingDependenciesError(HubError, ImportError, RuntimeError):
+    """A hubconf's `dependencies` that are not importable; also a RuntimeError, which torch.hub raises for them
+    ("Missing dependencies: ...")."""
 
 
 class UnsafeArchiveError(HubError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import inspect
 from typing import Any
 
 from .. import hub
@@ -41,6 +42,8 @@ def cmd_list_repo(args: argparse.Namespace) -> int:
 
 # zoo.load's own keyword arguments: as --kwarg they would collide with hub_kwargs (a TypeError).
 RESERVED_KWARGS = ("source", "force_reload", "trust_repo", "offline", "skip_validation", "verbose")
+# zoo.load's (and torch.hub.load's) positional parameters: REPO and ENTRY fill them.
+POSITIONAL_NAMES = ("repo_or_dir", "model")
 
 
 def parse_kwarg(item: str) -> tuple[str, Any]:
@@ -52,6 +55,12 @@ def parse_kwarg(item: str) -> tuple[str, Any]:
         raise ZooError(
             f"--kwarg {item!r}: {name} is an option of zoo load itself, not of the entry point "
             "(use --offline, --force-reload or --trust)"
+        )
+    if name in POSITIONAL_NAMES:
+        which = "REPO" if name == "repo_or_dir" else "ENTRY"
+        raise ZooError(
+            f"--kwarg {item!r}: {name} is zoo.load's own {which} argument, so no entry point can receive it "
+            "(as with torch.hub.load)"
         )
     try:
         value = ast.literal_eval(text)
@@ -124,8 +133,9 @@ def cmd_trust(args: argparse.Namespace) -> int:
 
 
 def cmd_help(args: argparse.Namespace) -> int:
-    """`zoo help REPO ENTRY`: the entry point's docstring."""
-    doc = hub.help(args.repo, args.entry, **hub_kwargs(args))
+    """`zoo help REPO ENTRY`: the entry point's docstring, dedented (zoo.help returns it as written)."""
+    raw = hub.help(args.repo, args.entry, **hub_kwargs(args))
+    doc = inspect.cleandoc(raw) if raw else ""
     emit(args, {"repo": args.repo, "entry": args.entry, "doc": doc}, doc or f"{args.entry} has no docstring")
     return 0
 

@@ -2,17 +2,24 @@
 
 A spec is parsed (specs), a remote repo is checked for trust (trust) and taken from its snapshot by commit
 (snapshots, which fetch and extract it once), then its hubconf is imported apart from other repos (hubconf).
+
+The three take torch.hub's parameters in torch.hub's order, positionally or by torch.hub's names (`github`,
+`model`), plus zoo's own keyword-only ones (`source` for list/help, `offline`); zoo's earlier names
+(`repo_or_dir=` for list/help, `entry=`) still work where torch.hub's name is not given. Their errors are
+also instances of what torch.hub raises for the same mistake (RuntimeError, ValueError, FileNotFoundError).
 """
 
 from __future__ import annotations
 
 import builtins
+import functools
 import inspect
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ..errors import HubError, unknown
+from ..errors import HubconfNotFoundError, InvalidArgumentError, UnknownEntryPointError, unknown
 from ..store.download import offline_mode
 from . import snapshots
 from .hubconf import HUBCONF, entry_points, import_hubconf, isolated
@@ -39,15 +46,21 @@ def resolve_repo(
         return snapshots.snapshot(spec, force_reload=force_reload, offline=offline, verbose=verbose)
     path = spec.local
     if not path.is_dir():
-        raise HubError(f"{str(repo_or_dir)!r} is not a directory holding a {HUBCONF}")
+        raise HubconfNotFoundError(f"{str(repo_or_dir)!r} is not a directory holding a {HUBCONF}")
     if not (path / HUBCONF).is_file():
-        raise HubError(f"no {HUBCONF} in {path}")
+        raise HubconfNotFoundError(f"no {HUBCONF} in {path}")
     return path.resolve()
 
 
-def _entry(module: ModuleType, name: str, repo_dir: Path) -> Any:
-    if name not in entry_points(module):
-        raise unknown("entry point", name, entry_points(module), where=f" in {repo_dir / HUBCONF}")
+def _entry(module: ModuleType, name: Any, repo_dir: Path) -> Any:
+    if not isinstance(name, str):
+        # torch.hub: ValueError("Invalid input: model should be a string of function name")
+        raise InvalidArgumentError(f"the entry point must be the name of a function, not {name!r:.80}")
+    names = entry_points(module)
+    if name not in names:
+        # torch.hub: RuntimeError("Cannot find callable {model} in hubconf"); UnknownEntryPointError is both.
+        message = str(unknown("entry point", name, names, where=f" in {repo_dir / HUBCONF}"))
+        raise UnknownEntryPointError(message)
     return getattr(module, name)
 
 
@@ -70,52 +83,90 @@ def _open(
     return repo_dir, import_hubconf(repo_dir, force_reload=force_reload)
 
 
+def _old_names(**old_to_new: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Accept zoo's earlier keyword names (`repo_or_dir=`, `entry=`) for torch.hub's (`github=`, `model=`).
+
+    An old name stands for the new one only when the new one is not given (by position or by name): with it,
+    `entry=` in `load(repo, "net", entry=...)` is the entry point's own keyword argument, as in torch.hub, and
+    in list/help it is an unexpected keyword (TypeError).
+    """
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        params = builtins.list(inspect.signature(fn).parameters)
+
+        @functools.wraps(fn)  # inspect.signature shows fn's: torch.hub's parameters
+        def call(*args: Any, **kwargs: Any) -> Any:
+            for old, new in old_to_new.items():
+                if old in kwargs and new not in kwargs and len(args) <= params.index(new):
+                    kwargs[new] = kwargs.pop(old)
+            return fn(*args, **kwargs)
+
+        return call
+
+    return wrap
+
+
+@_old_names(repo_or_dir="github")
 def list(
-    repo_or_dir: str | Path,
+    github: str | Path,
+    force_reload: bool = False,
+    skip_validation: bool = False,
+    trust_repo: Any = None,
+    verbose: bool = True,
     *,
     source: str | None = None,
-    force_reload: bool = False,
-    trust_repo: Any = None,
     offline: bool | None = None,
-    skip_validation: bool = False,
-    verbose: bool = True,
 ) -> builtins.list[str]:
-    """The entry points of a hub repo (its hubconf's public callables), sorted."""
-    _, module = _open(repo_or_dir, source, force_reload, trust_repo, offline, verbose)
+    """The entry points of a hub repo (its hubconf's public callables), sorted: torch.hub.list.
+
+    `github` is any hub spec (a folder, `owner/repo[:ref]`, `gitlab:...`, an archive URL); `source` forces how
+    it is read. `skip_validation` is accepted and changes nothing (zoo makes no GitHub API call to skip).
+    """
+    _, module = _open(github, source, force_reload, trust_repo, offline, verbose)
     return entry_points(module)
 
 
+@_old_names(repo_or_dir="github", entry="model")
 def help(
-    repo_or_dir: str | Path,
-    entry: str,
+    github: str | Path,
+    model: str,
+    force_reload: bool = False,
+    skip_validation: bool = False,
+    trust_repo: Any = None,
     *,
     source: str | None = None,
-    force_reload: bool = False,
-    trust_repo: Any = None,
     offline: bool | None = None,
-    skip_validation: bool = False,
     verbose: bool = True,
-) -> str:
-    """The docstring of entry point `entry` of a hub repo."""
-    repo_dir, module = _open(repo_or_dir, source, force_reload, trust_repo, offline, verbose)
-    return inspect.getdoc(_entry(module, entry, repo_dir)) or ""
+) -> str | None:
+    """The docstring of entry point `model` of a hub repo: torch.hub.help.
+
+    As torch.hub, it is the entry's `__doc__` as written (indented, None when there is none); `zoo help`
+    shows it dedented.
+    """
+    repo_dir, module = _open(github, source, force_reload, trust_repo, offline, verbose)
+    return _entry(module, model, repo_dir).__doc__
 
 
+@_old_names(entry="model")
 def load(
     repo_or_dir: str | Path,
-    entry: str,
+    model: str,
     *args: Any,
     source: str | None = None,
-    force_reload: bool = False,
     trust_repo: Any = None,
-    offline: bool | None = None,
-    skip_validation: bool = False,
+    force_reload: bool = False,
     verbose: bool = True,
+    skip_validation: bool = False,
+    offline: bool | None = None,
     **kwargs: Any,
 ) -> Any:
-    """Call entry point `entry` of a hub repo with `*args, **kwargs` and return what it returns."""
+    """Call entry point `model` of a hub repo with `*args, **kwargs` and return what it returns: torch.hub.load.
+
+    `source=None` (zoo's default) reads `repo_or_dir` as a folder if it is one, else as a remote spec;
+    "github", "gitlab", "local" and "url" (in any case) force one reading.
+    """
     repo_dir, module = _open(repo_or_dir, source, force_reload, trust_repo, offline, verbose)
-    fn = _entry(module, entry, repo_dir)
+    fn = _entry(module, model, repo_dir)
     # offline=True also holds for the weights the entry point resolves (zoo's own builders).
     with isolated(repo_dir), offline_mode(offline):
         return fn(*args, **kwargs)

@@ -24,6 +24,15 @@ from typing import Any
 from ..errors import HubError, MissingDependenciesError
 
 HUBCONF = "hubconf.py"
+# Module names whose distribution on the package index has another name: `pip install zoo` installs an
+# unrelated project, and PIL comes from pillow.
+DISTRIBUTIONS = {
+    "zoo": "zoo-hub",
+    "PIL": "pillow",
+    "yaml": "pyyaml",
+    "cv2": "opencv-python",
+    "sklearn": "scikit-learn",
+}
 
 
 def declared_dependencies(repo_dir: Path) -> builtins.list[str]:
@@ -107,7 +116,8 @@ def _check_missing(names: builtins.list[str], repo_dir: Path) -> None:
     missing = [name for name in names if not _importable(name)]
     if missing:
         raise MissingDependenciesError(
-            f"missing dependencies for {repo_dir}: {', '.join(missing)} (pip install {' '.join(missing)})"
+            f"missing dependencies for {repo_dir}: {', '.join(missing)} "
+            f"(pip install {' '.join(DISTRIBUTIONS.get(m, m) for m in missing)})"
         )
 
 

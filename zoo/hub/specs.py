@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from .._common import origin, show_url
-from ..errors import HubError
+from ..errors import HubError, InvalidSpecError
 
 SOURCES = ("github", "gitlab", "local", "url")
 DEFAULT_GITHUB_URL = "https://github.com"
@@ -126,8 +126,8 @@ def _pathlike(text: str) -> bool:
     return text in (".", "..") or text.startswith(("/", "./", "../", "~", os.sep))
 
 
-def _malformed(spec: str, why: str) -> HubError:
-    return HubError(f"malformed hub spec {spec!r}: {why}; {ACCEPTED_FORMS}")
+def _malformed(spec: str, why: str) -> InvalidSpecError:
+    return InvalidSpecError(f"malformed hub spec {spec!r}: {why}; {ACCEPTED_FORMS}")
 
 
 def _repo_path(spec: str, path: str, *, nested: bool) -> str:
@@ -187,21 +187,33 @@ def _github_reading(spec: str) -> bool:
 
 
 def parse_spec(repo_or_dir: str | os.PathLike[str], source: str | None = None) -> HubSpec:
-    """Parse a hub spec; `source` ("github", "gitlab", "local", "url") forces how it is read.
+    """Parse a hub spec; `source` ("github", "gitlab", "local", "url", in any case, as torch.hub reads
+    "GitHub") forces how it is read.
 
     Without `source`, an existing directory is a local repo (with a warning when it is written like
     `owner/repo`), `gitlab:` names a GitLab project, a URL an archive, and `owner/repo[:ref]` a GitHub repo.
-    Anything else fails with one message listing the forms.
+    Anything else fails with one message listing the forms. Every such error (and an unknown source) is an
+    InvalidSpecError, which is a ValueError as torch.hub's are.
     """
     return _parse(repo_or_dir, source, warn=True)
 
 
+def normalize_source(source: str | None) -> str | None:
+    """`source` in lower case (torch.hub accepts "GitHub", "LOCAL"); InvalidSpecError if it is none of SOURCES."""
+    if source is None:
+        return None
+    if not isinstance(source, str) or source.lower() not in SOURCES:
+        raise InvalidSpecError(f"unknown source {source!r}; use one of {', '.join(SOURCES)}")
+    return source.lower()
+
+
 def _parse(repo_or_dir: str | os.PathLike[str], source: str | None, *, warn: bool) -> HubSpec:
-    if source is not None and source not in SOURCES:
-        raise HubError(f"unknown source {source!r}; use one of {', '.join(SOURCES)}")
+    source = normalize_source(source)
     if isinstance(repo_or_dir, os.PathLike):
         if source not in (None, "local"):
-            raise HubError(f"source={source!r} needs a spec string, not the path {os.fspath(repo_or_dir)!r}")
+            raise InvalidSpecError(
+                f"source={source!r} needs a spec string, not the path {os.fspath(repo_or_dir)!r}"
+            )
         return HubSpec("local", local=Path(repo_or_dir).expanduser())
     spec = str(repo_or_dir)
     if not spec.strip():
