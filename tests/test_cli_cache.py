@@ -118,3 +118,22 @@ def test_parse_size(text, size):
 def test_bad_size_is_a_user_error(capsys):
     code, _, err = run(capsys, "cache", "prune", "--max-size", "lots")
     assert code == 1 and "not a size: 'lots'" in err
+
+
+def test_fetch_tries_every_name_and_reports_each_failure(capsys, test_manifest, monkeypatch):
+    cache = test_manifest(
+        {"mlp.a": (make_mlp().state_dict(), {}), "mlp.gone": (make_mlp(hidden=16).state_dict(), {})}
+    )
+    (cache / "mlp-gone.pth").unlink()  # not cached, and offline: cannot be fetched
+    monkeypatch.setenv("ZOO_OFFLINE", "1")
+    code, out, err = run(capsys, "fetch", "resnet9000", "mlp.a", "mlp.gone")
+    assert code == 1 and out.split() == ["mlp.a", str(cache / "mlp-a.pth")]
+    errors = err.strip().splitlines()
+    assert len(errors) == 2 and all(line.startswith("zoo: error: ") for line in errors)
+    assert "unknown model 'resnet9000'" in errors[0] and "mlp.gone" in errors[1]
+    code, out, _ = run(capsys, "fetch", "resnet9000", "mlp.a", "mlp.gone", "--json")
+    data = json.loads(out)
+    assert code == 1 and [d["key"] for d in data["fetched"]] == ["mlp.a"]
+    assert [d["name"] for d in data["failed"]] == ["resnet9000", "mlp.gone"]
+    assert all(d["error"] for d in data["failed"])
+    assert run(capsys, "fetch", "mlp.a", "--json")[0] == 0

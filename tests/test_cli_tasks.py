@@ -10,6 +10,7 @@ from conftest import photo
 from PIL import Image
 
 from zoo.cli import main
+from zoo.models import resnet18
 from zoo.models.dcgan import DCGANGenerator
 
 
@@ -202,3 +203,39 @@ def test_translate_a_folder_into_one_file_is_refused(capsys, tmp_path):
         capsys, "translate", str(tmp_path / "in"), "-o", str(tmp_path / "out.png"), "--weights", "none"
     )
     assert code == 1 and "2 images were found; pass a folder" in err and not (tmp_path / "out.png").exists()
+
+
+def card_file(tmp_path, name: str = "colors.safetensors"):
+    """A 3-class resnet18 safetensors file whose card names it; its head always picks "teal"."""
+    from safetensors.torch import save_file
+
+    from zoo.weights import cards
+
+    state = resnet18(weights=None, device="cpu", num_classes=3).state_dict()
+    state["fc.weight"] = torch.zeros_like(state["fc.weight"])
+    state["fc.bias"] = torch.tensor([0.0, 10.0, 0.0])
+    card = {"arch": "resnet18", "num_classes": 3, "categories": ["amber", "teal", "violet"]}
+    save_file(
+        {k: v.contiguous() for k, v in state.items()}, str(tmp_path / name), metadata=cards.metadata(card)
+    )
+    return tmp_path / name
+
+
+def test_classify_with_only_a_weights_file_uses_its_card(capsys, folder, tmp_path):
+    weights = card_file(tmp_path)
+    code, out, _ = run(
+        capsys, "classify", str(folder / "a.jpg"), "--weights", str(weights), "--topk", "1", "--device", "cpu"
+    )
+    assert code == 0 and out.splitlines()[1].startswith("  teal ")
+    code, _, err = run(
+        capsys, "classify", str(folder / "a.jpg"), "--weights", str(weights), "--model", "alexnet"
+    )
+    assert code == 1 and "holds weights for resnet18" in err and "Traceback" not in err
+
+
+def test_classify_categories_file_names_the_classes(capsys, folder, tmp_path):
+    weights = card_file(tmp_path)
+    (tmp_path / "classes.txt").write_text("first\nsecond\nthird\n")
+    argv = ["classify", str(folder / "a.jpg"), "--weights", str(weights), "--topk", "1", "--device", "cpu"]
+    code, out, _ = run(capsys, *argv, "--categories", str(tmp_path / "classes.txt"), "--json")
+    assert code == 0 and json.loads(out)["results"][0]["predictions"][0]["label"] == "second"

@@ -240,3 +240,92 @@ def test_a_hubconf_written_by_the_first_release_still_loads(tmp_path):
     (repo / "weights" / file_name).write_bytes(b"tampered")
     with pytest.raises(zoo.ZooError, match="sha256"):
         zoo.load(str(repo), "mlp_old", force_reload=True)
+
+
+def test_name_custom_model_gives_the_tutorials_entry_point_named_custom_model(target, tmp_path, capsys):
+    path, out = target
+    torch.manual_seed(1)
+    model = make_mlp()
+    torch.save(model.state_dict(), tmp_path / "ckpt.pth")
+    repo = tmp_path / "repo"
+    argv = ["publish", str(tmp_path / "ckpt.pth"), "--arch", "mlp", "--name", "custom_model"]
+    code = main([*argv, "--repo", str(repo), "--json"])
+    info = json.loads(capsys.readouterr().out)
+    assert code == 0 and info["key"] == "mlp.custom_model" and info["entry"] == "custom_model"
+    assert zoo.list(str(repo)) == ["custom_model"]
+    by_torch = torch.hub.load(str(repo), "custom_model", source="local", device="cpu")
+    x = torch.randn(2, 4)
+    assert torch.equal(by_torch(x), model(x))
+
+
+def test_entry_names_the_entry_point_and_bad_names_write_nothing(target, tmp_path, capsys):
+    path, out = target
+    repo = tmp_path / "repo"
+    w = publish(make_mlp(), name="blobs2", arch="mlp", out_dir=out, manifest=path, repo=repo, entry="blobs")
+    assert w.key == "mlp.blobs2" and zoo.list(str(repo)) == ["blobs"]
+    publish(make_mlp(), name="plain", arch="mlp", out_dir=out, manifest=path, repo=repo)
+    assert zoo.list(str(repo)) == ["blobs", "mlp_plain"]  # other names keep the <arch>_<name> rule
+    for bad in ("2fast", "class", "_private", "dependencies"):
+        with pytest.raises(zoo.ZooError, match="invalid entry point name"):
+            publish(make_mlp(), name="x", arch="mlp", out_dir=out, manifest=path, repo=repo, entry=bad)
+    assert "mlp.x" not in json.loads(path.read_text())["weights"]
+    torch.save(make_mlp().state_dict(), tmp_path / "ckpt.pth")
+    code = main(
+        [
+            "publish",
+            str(tmp_path / "ckpt.pth"),
+            "--arch",
+            "mlp",
+            "--name",
+            "y",
+            "--repo",
+            str(tmp_path / "r2"),
+        ]
+        + ["--entry", "b c"]
+    )
+    assert code == 1 and "invalid entry point name 'b c'" in capsys.readouterr().err
+    assert not (tmp_path / "r2").exists()
+
+
+def test_without_arch_the_error_says_arch_is_required_and_lists_the_choices(target, tmp_path, capsys):
+    path, _ = target
+    torch.save(make_mlp().state_dict(), tmp_path / "ckpt.pth")
+    code = main(["publish", str(tmp_path / "ckpt.pth"), "--name", "custom_model", "--manifest", str(path)])
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith("zoo: error: --arch is required")
+    assert all(name in err for name in zoo.list_models()) and len(err.strip().splitlines()) == 1
+
+
+def test_a_published_file_carries_its_card_and_republishes_without_arch(target, tmp_path):
+    from zoo.weights import cards
+
+    path, out = target
+    w = publish(
+        make_mlp(),
+        name="t",
+        arch="custom_model",
+        out_dir=out,
+        manifest=path,
+        categories=["a", "b", "c"],
+        meta={"license": "MIT", "metrics": {"acc": 0.9}},
+    )
+    card = cards.embedded(out / w.file_name)
+    assert card["arch"] == "mlp" and card["key"] == "mlp.t" and card["categories"] == ["a", "b", "c"]
+    assert card["num_classes"] == 3 and card["license"] == "MIT" and card["metrics"] == {"acc": 0.9}
+    again = publish(out / w.file_name, name="copy", out_dir=tmp_path / "b", manifest=path)
+    assert again.arch == "mlp" and again.categories == ["a", "b", "c"]
+    with pytest.raises(zoo.ZooError, match="records the architecture mlp, not resnet18"):
+        publish(out / w.file_name, name="r", arch="resnet18", out_dir=tmp_path / "c", manifest=path)
+
+
+def test_a_torch_hub_user_without_zoo_is_told_which_package_to_install(target, tmp_path, monkeypatch):
+    import importlib.util
+
+    path, out = target
+    publish(make_mlp(), name="t", arch="mlp", out_dir=out, manifest=path, repo=tmp_path / "repo")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "zoo" else real(name, *a)
+    )
+    with pytest.raises(RuntimeError, match="pip install zoo-hub"):
+        torch.hub.load(str(tmp_path / "repo"), "mlp_t", source="local", trust_repo=True)

@@ -81,3 +81,89 @@ def test_bf16_agrees_with_fp32(favouring, images):
 def test_unknown_precision_is_refused(favouring):
     with pytest.raises(zoo.ZooError, match="unknown precision 'int3'"):
         Classifier("resnet18", favouring, device="cpu", precision="int3")
+
+
+def golden_state(num_classes: int = 1000, favourite: int = 207) -> dict[str, torch.Tensor]:
+    """resnet18 tensors whose head favours class `favourite` whatever the image."""
+    torch.manual_seed(0)
+    state = zoo.models.resnet18(weights=None, device="cpu", num_classes=num_classes).state_dict()
+    state["fc.weight"] = torch.zeros_like(state["fc.weight"])
+    state["fc.bias"] = torch.zeros(num_classes)
+    state["fc.bias"][favourite] = 10.0
+    return state
+
+
+def test_a_local_1000_class_file_is_named_with_the_default_weights_categories(images, tmp_path):
+    torch.save(golden_state(), tmp_path / "my_resnet18.pth")
+    (top,) = zoo.classify(
+        images[0], model="resnet18", weights=tmp_path / "my_resnet18.pth", topk=1, device="cpu"
+    )
+    assert top[0][0] == "golden retriever"
+    classifier = Classifier("resnet18", str(tmp_path / "my_resnet18.pth"), device="cpu")
+    assert classifier.transform.crop_size == [224] and classifier.transform.resize_size == [256]
+
+
+def test_a_local_file_with_another_head_size_keeps_numbered_classes(images, tmp_path):
+    torch.save(golden_state(num_classes=3, favourite=2), tmp_path / "three.pth")
+    (top,) = zoo.classify(images[0], model="resnet18", weights=tmp_path / "three.pth", topk=1, device="cpu")
+    assert top[0][0] == "class 2"
+
+
+def test_categories_can_be_a_list_or_a_text_file_with_one_name_per_line(images, tmp_path):
+    torch.save(golden_state(num_classes=3, favourite=2), tmp_path / "three.pth")
+    (tmp_path / "classes.txt").write_text("red\ngreen\nsea blue\n\n")
+    for categories in (["red", "green", "sea blue"], tmp_path / "classes.txt", str(tmp_path / "classes.txt")):
+        (top,) = zoo.classify(
+            images[0],
+            model="resnet18",
+            weights=tmp_path / "three.pth",
+            categories=categories,
+            topk=1,
+            device="cpu",
+        )
+        assert top[0][0] == "sea blue"
+
+
+def test_categories_of_the_wrong_length_or_a_missing_file_are_one_clear_error(images, tmp_path):
+    torch.save(golden_state(num_classes=3, favourite=0), tmp_path / "three.pth")
+    with pytest.raises(zoo.ZooError, match="2 names given for a 3-class model"):
+        zoo.classify(images[0], model="resnet18", weights=tmp_path / "three.pth", categories=["a", "b"])
+    with pytest.raises(zoo.ZooError, match="categories file"):
+        zoo.classify(
+            images[0], model="resnet18", weights=tmp_path / "three.pth", categories=tmp_path / "none.txt"
+        )
+
+
+def test_a_safetensors_file_with_a_card_needs_no_model(images, tmp_path):
+    from safetensors.torch import save_file
+
+    from zoo.weights import cards
+
+    card = {
+        "arch": "resnet18",
+        "num_classes": 3,
+        "categories": ["amber", "teal", "violet"],
+        "transforms": {"preset": "image_classification", "crop_size": 64, "resize_size": 72},
+    }
+    state = {k: v.contiguous() for k, v in golden_state(num_classes=3, favourite=1).items()}
+    save_file(state, str(tmp_path / "colors.safetensors"), metadata=cards.metadata(card))
+    (top,) = zoo.classify(images[0], weights=tmp_path / "colors.safetensors", topk=1, device="cpu")
+    assert top[0][0] == "teal"
+    classifier = Classifier(weights=str(tmp_path / "colors.safetensors"), device="cpu")
+    assert classifier.arch == "resnet18" and classifier.transform.crop_size == [64]
+
+
+def test_a_model_that_disagrees_with_the_files_card_is_one_clear_error(images, tmp_path):
+    from safetensors.torch import save_file
+
+    from zoo.weights import cards
+
+    state = {k: v.contiguous() for k, v in golden_state().items()}
+    save_file(state, str(tmp_path / "r18.safetensors"), metadata=cards.metadata({"arch": "resnet18"}))
+    with pytest.raises(zoo.ZooError, match="holds weights for resnet18 .*not resnet50"):
+        zoo.classify(images[0], model="resnet50", weights=tmp_path / "r18.safetensors", device="cpu")
+
+
+def test_a_weights_key_alone_picks_its_architecture(favouring, images):
+    (top,) = zoo.classify(images[0], weights=favouring, topk=1, device="cpu")
+    assert top[0][0] == "golden retriever"

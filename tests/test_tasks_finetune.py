@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from PIL import Image
 import zoo
 from zoo.tasks import finetune
 from zoo.tasks.finetuning import split_indices
+from zoo.weights import cards
 
 
 @pytest.fixture
@@ -55,6 +57,19 @@ def test_finetune_learns_and_writes_a_loadable_checkpoint(two_classes, tmp_path,
         weights=out / "model.safetensors",
         device="cpu",
         topk=1,
+    )
+    assert [p[0][0] for p in predictions] == ["reds", "blues"]
+
+    # The file carries its card: a copy elsewhere, without model.json and without model=, still knows
+    # its architecture, class names and preprocessing.
+    embedded = cards.embedded(out / "model.safetensors")
+    assert embedded["arch"] == "resnet18" and embedded["categories"] == ["blues", "reds"]
+    assert embedded["metrics"] == card["metrics"] and embedded["transforms"]["crop_size"] == 32
+    copy = tmp_path / "shared" / "colors.safetensors"
+    copy.parent.mkdir()
+    shutil.copyfile(out / "model.safetensors", copy)
+    predictions = zoo.classify(
+        [two_classes / "reds" / "0.png", two_classes / "blues" / "0.png"], weights=copy, device="cpu", topk=1
     )
     assert [p[0][0] for p in predictions] == ["reds", "blues"]
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import keyword
 import os
 import re
 import shutil
@@ -35,35 +36,81 @@ if TYPE_CHECKING:
 
 HUBCONF_HEADER = '''"""Hub entry points published with `zoo publish`; they load with torch.hub.load and zoo.load."""
 
+import importlib.util as _util
+
 dependencies = ["torch", "zoo"]
+
+if _util.find_spec("zoo") is None:  # torch.hub alone would say "Missing dependencies: zoo", not what to install
+    raise RuntimeError("these entry points load with zoo: pip install zoo-hub")
 '''
 
 
 def _state_dict(source: Any) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Tensors and whatever a `zoo finetune` folder says about them (arch, categories, metrics...)."""
+    """Tensors and whatever their card says about them (arch, categories, preset, metrics...).
+
+    The card of a file is the one in its safetensors metadata, updated by a JSON sidecar (`model.json`
+    beside `model.safetensors`, as `zoo finetune` writes, or `<file>.json`).
+    """
     import torch
 
-    from .weights import serialization
+    from .weights import cards, serialization
 
     if isinstance(source, torch.nn.Module):
         return dict(source.state_dict()), {}
     if isinstance(source, Mapping):
         return dict(source), {}
     path = Path(source)
-    card: dict[str, Any] = {}
     if path.is_dir():  # a `zoo finetune` output folder
-        card = json.loads((path / "model.json").read_text()) if (path / "model.json").is_file() else {}
         path = path / "model.safetensors"
-    elif path.with_suffix(".json").is_file():
-        card = json.loads(path.with_suffix(".json").read_text())
     if not path.is_file():
         raise ZooError(f"{source}: no such checkpoint (a .pth/.safetensors file or a `zoo finetune` folder)")
-    return serialization.load_state_dict(path), card
+    return serialization.load_state_dict(path), cards.read_card(path)
 
 
 def entry_name(key: str) -> str:
-    """The hubconf entry point published for weights `key` (`mlp.blobs` -> `mlp_blobs`)."""
+    """The hubconf entry point published for weights `key` by default (`mlp.blobs` -> `mlp_blobs`)."""
     return re.sub(r"\W", "_", key)
+
+
+def hub_entry(key: str, name: str | None = None, entry: str | None = None) -> str:
+    """The entry point name for weights `key` (`<arch>.<name>`) published as `name`.
+
+    `entry` if given; else `name` itself when it is the architecture's own name or one of its aliases (the
+    Torch Hub tutorial's `custom_model`, an alias of `mlp`); else the key with `_` for `.` and `-`
+    (`resnet18.colors` -> `resnet18_colors`).
+    """
+    from . import registry
+
+    if entry is None and name is not None and name.isidentifier():
+        try:
+            same = registry.canonical_name(name) == key.partition(".")[0]
+        except ZooError:
+            same = False
+        if same:
+            entry = name
+    if entry is None:
+        return entry_name(key)
+    if (
+        not entry.isidentifier()
+        or keyword.iskeyword(entry)
+        or entry.startswith("_")
+        or entry == "dependencies"
+    ):
+        raise ZooError(
+            f"invalid entry point name {entry!r}: use a Python identifier not starting with '_' "
+            "(and not `dependencies`)"
+        )
+    return entry
+
+
+def _require_arch(source: Any) -> ZooError:
+    from . import registry
+
+    what = source if isinstance(source, (str, os.PathLike)) else "the model"
+    return ZooError(
+        f"--arch is required (arch= in Python): {what} records no architecture; "
+        f"choose one of: {', '.join(registry.list_models())}"
+    )
 
 
 def publish(
@@ -79,6 +126,7 @@ def publish(
     base_url: str | None = None,
     default: bool | None = None,
     repo: str | os.PathLike | None = None,
+    entry: str | None = None,
 ) -> Weights:
     """Publish weights of `arch` as `<arch>.<name>`: a hashed safetensors file in `out_dir`, an entry in `manifest`.
 
@@ -87,17 +135,30 @@ def publish(
     `meta` may carry license, dataset, metrics, source and the training command. `default`: make it the
     arch's default weights (None: only if the arch has none). `base_url`: the folder URL the file will be
     served from (recorded as the entry's URL). `repo`: also make that folder a hub repo with
-    an entry point that loads the file (works with torch.hub.load and zoo.load). Returns the new Weights.
+    an entry point that loads the file (works with torch.hub.load and zoo.load), named `entry`, else `name`
+    when it is the arch's name or an alias of it (`custom_model`), else `<arch>_<name>` (see `hub_entry`).
+    The file carries its card (arch, key, num_classes, categories, preset, metrics, license) in its
+    safetensors metadata. Returns the new Weights.
     """
     from safetensors.torch import save_file
 
     from . import registry
+    from .weights import cards
 
     tensors, card = _state_dict(model_or_state_dict)
-    arch = registry.canonical_name(arch or card.get("arch") or "")
+    recorded = card.get("arch") if isinstance(card.get("arch"), str) else None
+    if not arch and not recorded:
+        raise _require_arch(model_or_state_dict)
+    if arch and recorded and registry.canonical_name(recorded) != registry.canonical_name(arch):
+        raise ZooError(
+            f"{model_or_state_dict} records the architecture {recorded}, not {arch}; "
+            "leave --arch out, or publish weights made for it"
+        )
+    arch = registry.canonical_name(arch or recorded)
     key = name if name.startswith(f"{arch}.") else f"{arch}.{name}"
     if not re.fullmatch(r"[A-Za-z0-9_]+\.[A-Za-z0-9_.-]+", key):
         raise ZooError(f"invalid weights name {key!r}: use letters, digits, '_', '-' and '.'")
+    entry_point = hub_entry(key, name, entry) if repo is not None else None  # checked before any write
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -110,16 +171,18 @@ def publish(
     except (TypeError, ValueError):
         raise ZooError(f"kwargs must be plain JSON data (numbers, strings, lists), not {kwargs!r}") from None
 
+    cats = list(categories or card.get("categories") or []) or None
+    embedded = _embedded_card(key, arch, kwargs, cats, card, meta)
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
         staged = Path(tmp) / "staged.safetensors"
-        save_file(tensors, str(staged))
+        save_file(tensors, str(staged), metadata=cards.metadata(embedded))  # the card travels with the file
         model = registry.get_model(arch, weights=staged, device="cpu")  # fails early if they don't fit
         digest = integrity.sha256_file(staged)
         file_name = f"{key.replace('.', '-')}-{digest[:8]}.safetensors"
         target = out_dir / file_name
         _place(staged, target, digest)
 
-    entry: dict[str, Any] = {
+    record: dict[str, Any] = {
         "arch": arch,
         "file_name": file_name,
         "urls": [f"{base_url.rstrip('/')}/{file_name}"] if base_url else [],
@@ -132,17 +195,16 @@ def publish(
             **(meta or {}),
         },
     }
-    cats = categories or card.get("categories")
     if cats:
-        entry["categories"] = list(cats)
+        record["categories"] = cats
     if card.get("transforms"):
-        entry["transforms"] = card["transforms"]
+        record["transforms"] = card["transforms"]
     if manifest is not None:
-        _update_manifest(Path(manifest), key, entry, default)
-    weights = entry_to_weights(key, entry, {})  # categories are inline here
+        _update_manifest(Path(manifest), key, record, default)
+    weights = entry_to_weights(key, record, {})  # categories are inline here
     if repo is not None:
-        write_hub_entry(Path(repo), weights, target)
-        _update_manifest(Path(repo) / "weights_manifest.json", key, entry, default)
+        write_hub_entry(Path(repo), weights, target, entry_point)
+        _update_manifest(Path(repo) / "weights_manifest.json", key, record, default)
     return weights
 
 
@@ -161,6 +223,31 @@ def _place(staged: Path, target: Path, digest: str) -> None:
         os.chmod(staged, 0o644 & ~umask)  # safetensors writes 0600; a web server must be able to serve it
         os.replace(staged, target)
     integrity.remember(target, digest)
+
+
+def _embedded_card(
+    key: str,
+    arch: str,
+    kwargs: dict[str, Any],
+    categories: list[str] | None,
+    card: dict[str, Any],
+    meta: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The card written into the published file: enough to use it without the manifest."""
+    embedded: dict[str, Any] = {"arch": arch, "key": key}
+    if kwargs.get("num_classes") or categories:
+        embedded["num_classes"] = int(kwargs.get("num_classes") or len(categories or []))
+    if categories:
+        embedded["categories"] = categories
+    if card.get("transforms"):
+        embedded["transforms"] = card["transforms"]
+    metrics = (meta or {}).get("metrics") or card.get("metrics")
+    if metrics:
+        embedded["metrics"] = metrics
+    for field in ("license", "dataset", "source"):
+        if (meta or {}).get(field):
+            embedded[field] = meta[field]
+    return json.loads(json.dumps(embedded, allow_nan=False))  # plain JSON, refused early otherwise
 
 
 def _card_meta(card: dict[str, Any]) -> dict[str, Any]:
@@ -198,20 +285,20 @@ def _update_manifest(path: Path, key: str, entry: dict[str, Any], default: bool 
         manifest.write_raw(data, path)
 
 
-def write_hub_entry(repo: Path, weights: Weights, weight_file: Path) -> Path:
-    """Make `repo` a hub repo with an entry point named after `weights.key` that loads `weight_file`."""
+def write_hub_entry(repo: Path, weights: Weights, weight_file: Path, entry: str | None = None) -> Path:
+    """Make `repo` a hub repo with an entry point `entry` (default: named after `weights.key`) that loads
+    `weight_file`."""
     repo.mkdir(parents=True, exist_ok=True)
     with _lock(repo / "hubconf.py"):
-        return _write_hub_entry(repo, weights, weight_file)
+        return _write_hub_entry(repo, weights, weight_file, entry or entry_name(weights.key))
 
 
-def _write_hub_entry(repo: Path, weights: Weights, weight_file: Path) -> Path:
+def _write_hub_entry(repo: Path, weights: Weights, weight_file: Path, entry: str) -> Path:
     (repo / "weights").mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=repo / "weights") as tmp:
         staged = Path(tmp) / weights.file_name
         shutil.copyfile(weight_file, staged)
         _place(staged, repo / "weights" / weights.file_name, weights.sha256)
-    entry = entry_name(weights.key)
     summary = str(weights.meta.get("docs") or f"{weights.arch} with the published weights {weights.key}")
     # Escaped for a triple-quoted docstring; the result is parsed before it replaces the hubconf.
     summary = summary.rstrip(".").replace("\\", "\\\\").replace('"""', '\\"\\"\\"')

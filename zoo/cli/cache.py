@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 from .. import registry
@@ -15,36 +16,56 @@ from ..weights.manifest import Weights
 from .command import Subcommands, add_command, add_group, emit, table
 
 
-def _wanted(names: list[str], every: bool) -> list[Weights]:
+def _wanted(name: str, every: bool) -> list[Weights]:
+    """The weights one `zoo fetch` argument names: a key, or a model's default (every one with --all)."""
     m = manifest.load()
-    picked: list[Weights] = []
-    for name in names:
-        if name in m.weights or "." in name:
-            picked.append(registry.get_weights(name))
-            continue
-        arch = registry.canonical_name(name)
-        if every:
-            picked.extend(m.for_arch(arch))
-        elif arch in m.defaults:
-            picked.append(m.weights[m.defaults[arch]])
-        else:
-            raise ZooError(f"{arch} has no default weights; `zoo info {arch}` lists them")
-    return picked
+    if name in m.weights or "." in name:
+        return [registry.get_weights(name)]
+    arch = registry.canonical_name(name)
+    if every:
+        return m.for_arch(arch)
+    if arch in m.defaults:
+        return [m.weights[m.defaults[arch]]]
+    raise ZooError(f"{arch} has no default weights; `zoo info {arch}` lists them")
+
+
+def _failure(name: str, error: ZooError) -> dict[str, str]:
+    # One line per failure, so that each name's outcome reads (and greps) on its own.
+    message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    return {"name": name, "error": message if name in message else f"{name}: {message}"}
 
 
 def register(sub: Subcommands) -> None:
     """Add `fetch` and `cache` to the CLI's subcommands."""
 
     def fetch(args: argparse.Namespace) -> int:
-        done = []
-        for w in _wanted(args.names, args.all):
-            path = weight_files.verified_file(w, progress=None)
-            done.append({"key": w.key, "path": str(path)})
-            if not args.json:
-                print(f"{w.key}  {path}")
+        # Every name is tried: one failure (a typo, a dead URL) neither hides the others nor stops them.
+        done: list[dict[str, str]] = []
+        failed: list[dict[str, str]] = []
+        for name in args.names:
+            try:
+                wanted = _wanted(name, args.all)
+            except ZooError as e:
+                failed.append(_failure(name, e))
+                if not args.json:
+                    print(f"zoo: error: {failed[-1]['error']}", file=sys.stderr)
+                continue
+            for w in wanted:
+                if any(d["key"] == w.key for d in done):
+                    continue
+                try:
+                    path = weight_files.verified_file(w, progress=None)
+                except ZooError as e:
+                    failed.append(_failure(w.key, e))
+                    if not args.json:
+                        print(f"zoo: error: {failed[-1]['error']}", file=sys.stderr)
+                    continue
+                done.append({"key": w.key, "path": str(path)})
+                if not args.json:
+                    print(f"{w.key}  {path}")
         if args.json:
-            emit(args, done, "")
-        return 0
+            emit(args, {"fetched": done, "failed": failed}, "")
+        return 1 if failed else 0
 
     def cache_dir(args: argparse.Namespace) -> int:
         emit(args, {"home": str(paths.home()), "weights": str(paths.weights_dir())}, str(paths.home()))

@@ -31,7 +31,7 @@ def _meta(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     """Publish a checkpoint: hashed safetensors file, manifest entry and, with --repo, a hub entry point."""
-    from ..publish import entry_name, publish  # torch and safetensors: only for this command
+    from ..publish import hub_entry, publish  # torch and safetensors: only for this command
 
     # With --repo, the file and the manifest entry go into the repo unless told otherwise.
     in_repo = Path(args.repo) if args.repo else None
@@ -50,11 +50,20 @@ def cmd_publish(args: argparse.Namespace) -> int:
         base_url=args.base_url,
         default=True if args.default else None,
         repo=args.repo,
+        entry=args.entry,
     )
-    info = {"key": w.key, "file": w.file_name, "sha256": w.sha256, "size": w.size, "repo": args.repo}
+    entry = hub_entry(w.key, args.name, args.entry) if args.repo else None
+    info = {
+        "key": w.key,
+        "file": w.file_name,
+        "sha256": w.sha256,
+        "size": w.size,
+        "repo": args.repo,
+        "entry": entry,
+    }
     text = f"published {w.key}: {out_dir}/{w.file_name} ({w.size} bytes, sha256 {w.sha256})"
     if args.repo:
-        text += f"\nhub entry point {entry_name(w.key)} in {args.repo}/hubconf.py"
+        text += f"\nhub entry point {entry} in {args.repo}/hubconf.py"
     emit(args, info, text)
     return 0
 
@@ -77,8 +86,21 @@ def register(sub: Subcommands) -> None:
     """Add `publish` and `check` to the CLI's subcommands."""
     p = add_command(sub, "publish", cmd_publish, "publish trained weights (and a hub entry point)")
     p.add_argument("checkpoint", help="a .pth/.safetensors state dict, or a `zoo finetune` output folder")
-    p.add_argument("--name", required=True, help="weights name, e.g. blobs (key <arch>.blobs)")
-    p.add_argument("--arch", help="the zoo architecture (read from a finetune folder if omitted)")
+    p.add_argument(
+        "--name",
+        required=True,
+        help="weights name, e.g. blobs (key <arch>.blobs); the arch's name or an alias of it, such as "
+        "custom_model for mlp, also names the hub entry point",
+    )
+    p.add_argument(
+        "--arch",
+        help="the zoo architecture; when left out, the one the checkpoint's card or finetune folder records",
+    )
+    p.add_argument(
+        "--entry",
+        help="hub entry point name with --repo; when left out, --name if it names the arch "
+        "(e.g. custom_model), else ARCH_NAME",
+    )
     p.add_argument(
         "--out-dir", help="folder for the hashed file (default: REPO/weights with --repo, else weights)"
     )

@@ -45,7 +45,11 @@ def cmd_classify(args: argparse.Namespace) -> int:
     results = []
     if paths:
         classifier = Classifier(
-            args.model, _weights(args.weights), device=args.device, precision=args.precision
+            args.model,
+            _weights(args.weights),
+            device=args.device,
+            precision=args.precision,
+            categories=args.categories,
         )
         for path, outcome in classifier.run(paths, topk=args.topk, batch_size=args.batch_size):
             if isinstance(outcome, ImageError):
@@ -164,8 +168,16 @@ def register(sub: Subcommands) -> None:
         metavar="IMAGE|DIR",
         help=f"images or folders ({' '.join(sorted(IMAGE_SUFFIXES))})",
     )
-    p.add_argument("--model", default="resnet101")
+    p.add_argument(
+        "--model",
+        help="architecture; when left out, the one a --weights file's card records, else resnet101",
+    )
     p.add_argument("--weights", default="DEFAULT", help="a weights key or tag, a local file, or none")
+    p.add_argument(
+        "--categories",
+        metavar="FILE",
+        help="class names, one per line (e.g. imagenet_classes.txt), instead of the weights' own",
+    )
     p.add_argument("--topk", type=positive, default=5)
     p.add_argument("--batch-size", type=positive, default=32)
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
@@ -173,7 +185,10 @@ def register(sub: Subcommands) -> None:
     p = add("translate", cmd_translate, "translate images with the CycleGAN (horse to zebra)")
     p.add_argument("inputs", nargs="+", metavar="IMAGE|DIR")
     p.add_argument("-o", "--output", required=True, help="an image file (one input) or a folder")
-    p.add_argument("--model", default="cyclegan")
+    p.add_argument(
+        "--model",
+        help="architecture; when left out, the one a --weights file's card records, else cyclegan",
+    )
     p.add_argument("--weights", default="horse2zebra")
     p.add_argument(
         "--size", type=positive, default=256, help="shorter side of the input, as in the book (256)"
@@ -182,7 +197,10 @@ def register(sub: Subcommands) -> None:
     p = add("generate", cmd_generate, "generate images from noise and save them as a grid")
     p.add_argument("-n", type=positive, default=64, help="number of images")
     p.add_argument("-o", "--output", required=True, help="grid image file, e.g. grid.png")
-    p.add_argument("--model", default="dcgan")
+    p.add_argument(
+        "--model",
+        help="architecture; when left out, the one a --weights file's card records, else dcgan",
+    )
     p.add_argument("--weights", default="DEFAULT")
     p.add_argument("--nrow", type=positive, default=8, help="images per row")
     p.add_argument("--seed", type=int, help="the same seed gives the same grid")
@@ -190,7 +208,10 @@ def register(sub: Subcommands) -> None:
     p = add("finetune", cmd_finetune, "fine-tune a classifier on an ImageFolder (one sub-folder per class)")
     p.add_argument("data_dir", metavar="DATA_DIR")
     p.add_argument("-o", "--output", required=True, help="folder for model.safetensors and model.json")
-    p.add_argument("--model", default="resnet18")
+    p.add_argument(
+        "--model",
+        help="architecture; when left out, the one a --weights file's card records, else resnet18",
+    )
     p.add_argument("--weights", default="DEFAULT", help="pretrained weights to start from, or none")
     p.add_argument("--epochs", type=positive, default=5)
     p.add_argument("--freeze-backbone", action="store_true", help="train only the new head")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -15,9 +14,9 @@ from torchvision.transforms._presets import ImageClassification
 from .. import registry
 from ..devices import autocast, fold_batchnorm, for_inference, resolve_device, warn_if_emulated
 from ..errors import ImageError, InvalidArgumentError
-from ..weights import presets
+from ..weights import cards, manifest, presets
 from ..weights.manifest import Weights
-from ..weights.selection import select_weights
+from ..weights.selection import local_file, select_weights
 from .images import open_image, to_rgb
 from .prefetch import prefetch
 
@@ -27,24 +26,101 @@ Prediction = list[tuple[str, float]]
 
 
 def sidecar(weights: Weights | Path | None) -> dict[str, Any]:
-    """The JSON beside a local weight file (`model.json` for `model.safetensors`, as `zoo finetune` writes)."""
-    if not isinstance(weights, Path):
-        return {}
-    try:
-        data = json.loads(weights.with_suffix(".json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    """What a local weight file says about itself: its embedded card, updated by its JSON sidecar."""
+    return cards.read_card(weights) if isinstance(weights, Path) else {}
 
 
-def categories_for(weights: Weights | Path | None, num_classes: int) -> list[str]:
-    """Class names: the weights' categories, those of a local file's JSON sidecar, else "class N"."""
+def choose_model(model: str | None, weights: Any, default: str) -> tuple[str, dict[str, Any]]:
+    """The architecture to build, and the card of the local weight file `weights` names ({} if none).
+
+    `model=None`: the architecture the weights record (a file's card, a `Weights`, a manifest key), else
+    `default`. A `model` that disagrees with a local file's card is refused with one clear error.
+    """
+    path = local_file(weights)
+    card = cards.read_card(path) if path is not None else {}
+    recorded = card.get("arch") if isinstance(card.get("arch"), str) else None
+    if recorded is None and model is None:
+        if isinstance(weights, Weights):
+            recorded = weights.arch
+        elif isinstance(weights, str) and path is None:
+            known = manifest.load().weights.get(weights)
+            recorded = known.arch if known is not None else None
+    if model is None:
+        return registry.canonical_name(recorded or default), card
+    arch = registry.canonical_name(model)
+    if path is not None and recorded and registry.canonical_name(recorded) != arch:
+        raise InvalidArgumentError(
+            f"{path} holds weights for {recorded} (its card says so), not {model}; "
+            f"leave the model out to use {recorded}, or pass weights made for {model}"
+        )
+    return arch, card
+
+
+def read_categories(categories: Sequence[str] | str | os.PathLike) -> list[str]:
+    """Class names from a list, or from a text file with one name per line (as the book's
+    imagenet_classes.txt)."""
+    if isinstance(categories, (str, os.PathLike)):
+        try:
+            lines = Path(categories).read_text(encoding="utf-8").splitlines()
+        except OSError as e:
+            raise InvalidArgumentError(f"categories file {categories}: {e.strerror or e}") from None
+        return [line.strip() for line in lines if line.strip()]
+    return [str(c) for c in categories]
+
+
+def default_weights(arch: str) -> Weights | None:
+    """The manifest's default weights of `arch`, if it has some."""
+    m = manifest.load()
+    key = m.defaults.get(arch)
+    return m.weights.get(key) if key else None
+
+
+def categories_for(
+    weights: Weights | Path | None,
+    num_classes: int,
+    *,
+    arch: str | None = None,
+    card: dict[str, Any] | None = None,
+    categories: Sequence[str] | str | os.PathLike | None = None,
+) -> list[str]:
+    """Class names, first found of: `categories`; the weights' own; a local file's card or sidecar; those
+    of `arch`'s default weights when the head has as many classes; else "class N"."""
+    if categories is not None:
+        names = read_categories(categories)
+        if len(names) != num_classes:
+            raise InvalidArgumentError(
+                f"categories: {len(names)} names given for a {num_classes}-class model; "
+                "give one name per class, in the order of the model's outputs"
+            )
+        return names
     if isinstance(weights, Weights) and weights.categories:
         return list(weights.categories)
-    names = sidecar(weights).get("categories")
+    names = (sidecar(weights) if card is None else card).get("categories")
     if isinstance(names, list) and len(names) == num_classes:
         return [str(n) for n in names]
+    inherited = default_weights(arch) if arch and isinstance(weights, Path) else None
+    if inherited is not None and inherited.categories and len(inherited.categories) == num_classes:
+        return list(inherited.categories)
     return [f"class {i}" for i in range(num_classes)]
+
+
+def preset_for(
+    weights: Weights | Path | None,
+    num_classes: int,
+    *,
+    arch: str | None = None,
+    card: dict[str, Any] | None = None,
+) -> ImageClassification:
+    """The preprocessing: the weights' preset; a local file's card's; that of `arch`'s default weights when
+    the head has as many classes; else ImageNet's (resize 256, crop 224)."""
+    if isinstance(weights, Weights):
+        preset = weights.transforms()
+    else:
+        preset = presets.build((sidecar(weights) if card is None else card).get("transforms"))
+        inherited = default_weights(arch) if arch and isinstance(weights, Path) and preset is None else None
+        if inherited is not None and inherited.categories and len(inherited.categories) == num_classes:
+            preset = inherited.transforms()
+    return preset if isinstance(preset, ImageClassification) else ImageClassification(crop_size=224)
 
 
 def head_of(model: torch.nn.Module) -> torch.nn.Linear:
@@ -60,17 +136,18 @@ class Classifier:
 
     def __init__(
         self,
-        model: str = "resnet101",
+        model: str | None = None,
         weights: Any = "DEFAULT",
         *,
         device: str | torch.device | None = None,
         precision: str = "fp32",
+        categories: Sequence[str] | str | os.PathLike | None = None,
     ) -> None:
         self.device = resolve_device(device)
         self.precision = precision
         autocast(self.device, precision)  # rejects an unknown precision before any work
         warn_if_emulated(self.device, precision)
-        arch = registry.canonical_name(model)
+        arch, card = choose_model(model, weights, "resnet101")
         resolved = select_weights(arch, weights)
         model = for_inference(registry.get_model(arch, weights=resolved, device=self.device), precision)
         if self.device.type == "cpu":
@@ -78,15 +155,10 @@ class Classifier:
             # 25 % faster for ResNet-50 at fp32 as well.
             model = fold_batchnorm(model).to(memory_format=torch.channels_last)
         self.model = model
-        if isinstance(resolved, Weights):
-            preset = resolved.transforms()
-        else:
-            preset = presets.build(sidecar(resolved).get("transforms"))
-        self.transform = (
-            preset if isinstance(preset, ImageClassification) else ImageClassification(crop_size=224)
-        )
+        self.arch = arch
         num_classes = head_of(self.model).out_features
-        self.categories = categories_for(resolved, num_classes)
+        self.transform = preset_for(resolved, num_classes, arch=arch, card=card)
+        self.categories = categories_for(resolved, num_classes, arch=arch, card=card, categories=categories)
 
     def prepare(self, image: ImageInput) -> torch.Tensor:
         """One image (a path or a PIL image) as the model's normalised input tensor (C, H, W)."""
@@ -150,21 +222,26 @@ class Classifier:
 def classify(
     images: ImageInput | Iterable[ImageInput],
     *,
-    model: str = "resnet101",
+    model: str | None = None,
     weights: Any = "DEFAULT",
     topk: int = 5,
     device: str | torch.device | None = None,
     batch_size: int = 32,
     precision: str = "fp32",
+    categories: Sequence[str] | str | os.PathLike | None = None,
 ) -> list[Prediction]:
     """Top-k labels of each image, as `[(label, percent), ...]` best first (softmax x 100, as in the book).
 
-    `images`: a path, a PIL image, or a list of them. `precision`: "fp32", "bf16" or "fp16" (autocast, with
-    channels-last memory). A file that cannot be read raises zoo.errors.ImageError naming it.
+    `images`: a path, a PIL image, or a list of them. `model`: None builds the architecture the weights
+    record (a local file's card, a weights key), else resnet101. `weights`: "DEFAULT", a key or tag, a local
+    file, or None. `categories`: class names (a list, or a text file with one per line) instead of the weights'
+    own; a local file without names of its own gets those of the model's default weights when its head has as
+    many classes. `precision`: "fp32", "bf16" or "fp16" (autocast, with channels-last memory). A file that
+    cannot be read raises zoo.errors.ImageError naming it.
     """
     single = isinstance(images, (str, os.PathLike, Image.Image))
     items = [images] if single else list(images)
-    classifier = Classifier(model, weights, device=device, precision=precision)
+    classifier = Classifier(model, weights, device=device, precision=precision, categories=categories)
     results: list[Prediction] = []
     for _, outcome in classifier.run(items, topk=topk, batch_size=batch_size):
         if isinstance(outcome, ImageError):

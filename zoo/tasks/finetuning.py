@@ -28,10 +28,10 @@ from .. import registry
 from .._common import write_text_atomic
 from ..devices import resolve_device
 from ..errors import InvalidArgumentError
-from ..weights import presets
+from ..weights import cards, presets
 from ..weights.manifest import Weights
 from ..weights.selection import select_weights
-from .classification import head_of
+from .classification import choose_model, head_of
 from .images import IMAGE_SUFFIXES, open_image
 
 
@@ -104,7 +104,7 @@ def finetune(
     data_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
     *,
-    model: str = "resnet18",
+    model: str | None = None,
     weights: Any = "DEFAULT",
     epochs: int = 5,
     freeze_backbone: bool = False,
@@ -120,9 +120,11 @@ def finetune(
 ) -> dict[str, Any]:
     """Fine-tune `model` on the ImageFolder `data_dir` (one sub-folder per class) and save the best epoch.
 
-    Writes `out_dir/model.safetensors` and `out_dir/model.json` (arch, categories, metrics, settings) and
-    returns that JSON's content. `weights=None` trains from scratch; `freeze_backbone` trains only the new
-    head; `image_size` overrides the preset's crop size (smaller is faster). Prints one line per epoch.
+    Writes `out_dir/model.safetensors`, which carries its card (arch, categories, preset, metrics, settings)
+    in its own metadata, and the same card as `out_dir/model.json`; returns the card. `model=None`: the
+    architecture a local `weights` file's card records, else resnet18. `weights=None` trains from scratch;
+    `freeze_backbone` trains only the new head; `image_size` overrides the preset's crop size (smaller is
+    faster). Prints one line per epoch.
     """
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     if not data_dir.is_dir():
@@ -135,7 +137,7 @@ def finetune(
         )
     torch.manual_seed(seed)
     target = resolve_device(device)
-    arch = registry.canonical_name(model)
+    arch, start_card = choose_model(model, weights, "resnet18")
     resolved = select_weights(arch, weights)
     folder = _image_folder(data_dir)
     unreadable = [p for p, _ in folder.samples if not _identifies(p)]
@@ -157,7 +159,11 @@ def finetune(
             p.requires_grad_(True)
         frozen = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
-    preset = resolved.transforms() if isinstance(resolved, Weights) else None
+    # The starting weights' preprocessing: a manifest entry's preset, or a local file's card's.
+    if isinstance(resolved, Weights):
+        preset = resolved.transforms()
+    else:
+        preset = presets.build(start_card.get("transforms"))
     if not isinstance(preset, ImageClassification):
         preset = ImageClassification(crop_size=224)
     if image_size:
@@ -222,9 +228,9 @@ def finetune(
         score = val_acc if val_loader else -train_loss
         if best is None or score > best["score"]:
             best = {"score": score, **row}
-            _save(net, out_dir / "model.safetensors")
             # Written with every new best, so weights and card never disagree, even after an interruption.
             card = _finite(_card(arch, classes, resolved, best, history, preset, settings))
+            _save(net, out_dir / "model.safetensors", card)
             _write_json(out_dir / "model.json", card)
     assert best is not None
     card = _finite(_card(arch, classes, resolved, best, history, preset, settings))
@@ -300,8 +306,8 @@ def _image_folder(data_dir: Path) -> ImageFolder:
     return folder
 
 
-def _save(model: nn.Module, path: Path) -> None:
+def _save(model: nn.Module, path: Path, card: dict[str, Any]) -> None:
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp))
+    save_file(tensors, str(tmp), metadata=cards.metadata(card))  # the card travels with every copy
     os.replace(tmp, path)

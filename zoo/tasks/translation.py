@@ -13,6 +13,7 @@ from .. import registry
 from ..devices import for_inference, resolve_device
 from ..errors import InvalidArgumentError
 from ..weights import presets
+from .classification import choose_model
 from .images import open_image, to_rgb
 
 
@@ -21,7 +22,7 @@ class Translator:
 
     def __init__(
         self,
-        model: str = "cyclegan",
+        model: str | None = None,
         weights: Any = "horse2zebra",
         *,
         device: str | torch.device | None = None,
@@ -31,7 +32,8 @@ class Translator:
             raise InvalidArgumentError(f"size must be at least 16 pixels, not {size}")
         self.device = resolve_device(device)
         self.size = size
-        self.model = for_inference(registry.get_model(model, weights=weights, device=self.device))
+        arch, _ = choose_model(model, weights, "cyclegan")  # None: the weight file's card, else cyclegan
+        self.model = for_inference(registry.get_model(arch, weights=weights, device=self.device))
         self.transform = presets.cyclegan(size)
 
     @torch.inference_mode()
@@ -46,13 +48,14 @@ class Translator:
 def translate(
     image: str | os.PathLike | Image.Image,
     *,
-    model: str = "cyclegan",
+    model: str | None = None,
     weights: Any = "horse2zebra",
     device: str | torch.device | None = None,
     size: int = 256,
 ) -> Image.Image:
     """The book's CycleGAN pipeline: shorter side to `size`, generator, `(y + 1) / 2`, back to an image.
 
+    `model=None` builds the architecture a local weight file's card records, else the cyclegan.
     A 1500x1220 photo gives a 316x256 image (the generator rounds odd sizes up).
     """
     return Translator(model, weights, device=device, size=size)(image)

@@ -55,6 +55,23 @@ def select_weights(arch: str, weights: Any) -> Weights | Path | None:
     raise unknown(f"weights for {arch}", weights, [w.key for w in m.for_arch(arch)])
 
 
+def local_file(weights: Any) -> Path | None:
+    """The existing local weight file that `weights` names, or None (None, "DEFAULT", keys, tags, `Weights`).
+
+    Needs no architecture, so a caller can read a file's card before choosing the model to build.
+    """
+    if isinstance(weights, os.PathLike):
+        path = Path(weights)
+    elif isinstance(weights, str) and weights.upper() != "DEFAULT" and _looks_like_path(weights):
+        known = manifest.load().weights
+        if weights in known or weights.lower() in known:
+            return None
+        path = Path(weights)
+    else:
+        return None
+    return path if path.is_file() else None
+
+
 def _existing_file(path: Path) -> Path:
     if not path.is_file():
         raise UnknownNameError(f"weight file not found: {path}")
