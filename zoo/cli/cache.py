@@ -24,8 +24,8 @@ def _wanted(name: str, every: bool) -> list[Weights]:
     arch = registry.canonical_name(name)
     if every:
         return m.for_arch(arch)
-    if arch in m.defaults:
-        return [m.weights[m.defaults[arch]]]
+    if (default := m.default_for(arch)) is not None:
+        return [default]
     raise ZooError(f"{arch} has no default weights; `zoo info {arch}` lists them")
 
 

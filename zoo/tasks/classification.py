@@ -68,11 +68,15 @@ def read_categories(categories: Sequence[str] | str | os.PathLike) -> list[str]:
     return [str(c) for c in categories]
 
 
-def default_weights(arch: str) -> Weights | None:
-    """The manifest's default weights of `arch`, if it has some."""
-    m = manifest.load()
-    key = m.defaults.get(arch)
-    return m.weights.get(key) if key else None
+def _inherited(weights: Weights | Path | None, arch: str | None, num_classes: int) -> Weights | None:
+    """For a local file of `arch` whose head has as many classes as `arch`'s default weights: those weights,
+    whose class names and preset the file inherits (a fine-tuned or re-saved ImageNet model)."""
+    if not arch or not isinstance(weights, Path):
+        return None
+    default = manifest.load().default_for(arch)
+    if default is None or not default.categories or len(default.categories) != num_classes:
+        return None
+    return default
 
 
 def categories_for(
@@ -98,8 +102,8 @@ def categories_for(
     names = (sidecar(weights) if card is None else card).get("categories")
     if isinstance(names, list) and len(names) == num_classes:
         return [str(n) for n in names]
-    inherited = default_weights(arch) if arch and isinstance(weights, Path) else None
-    if inherited is not None and inherited.categories and len(inherited.categories) == num_classes:
+    inherited = _inherited(weights, arch, num_classes)
+    if inherited is not None:
         return list(inherited.categories)
     return [f"class {i}" for i in range(num_classes)]
 
@@ -117,8 +121,8 @@ def preset_for(
         preset = weights.transforms()
     else:
         preset = presets.build((sidecar(weights) if card is None else card).get("transforms"))
-        inherited = default_weights(arch) if arch and isinstance(weights, Path) and preset is None else None
-        if inherited is not None and inherited.categories and len(inherited.categories) == num_classes:
+        inherited = _inherited(weights, arch, num_classes) if preset is None else None
+        if inherited is not None:
             preset = inherited.transforms()
     return preset if isinstance(preset, ImageClassification) else ImageClassification(crop_size=224)
 

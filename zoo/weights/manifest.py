@@ -138,6 +138,11 @@ class Manifest:
     def for_arch(self, arch: str) -> list[Weights]:
         return [w for k, w in sorted(self.weights.items()) if w.arch == arch]
 
+    def default_for(self, arch: str) -> Weights | None:
+        """The default weights of `arch`, or None when it has none."""
+        key = self.defaults.get(arch)
+        return self.weights.get(key) if key else None
+
 
 @functools.lru_cache(maxsize=4)
 def _load(path: Path, mtime_ns: int, size: int) -> Manifest:

@@ -41,9 +41,10 @@ def select_weights(arch: str, weights: Any) -> Weights | Path | None:
         raise TypeError(f"weights must be None, a key, a path or Weights, not {type(weights).__name__}")
     m = manifest.load()
     if weights.upper() == "DEFAULT":
-        if arch not in m.defaults:
+        default = m.default_for(arch)
+        if default is None:
             raise UnknownNameError(f"no pretrained weights are known for {arch!r}; use weights=None")
-        return m.weights[m.defaults[arch]]
+        return default
     key = next((k for k in (weights, weights.lower(), f"{arch}.{weights.lower()}") if k in m.weights), None)
     if key is not None:
         w = m.weights[key]
