@@ -11,14 +11,21 @@ requests for it misbehave, one fault per request, in order:
     ("slow", seconds)      send the body in 16 pieces spread over that long
     ("ignore_range",)      answer 200 with the whole file even when a Range was asked for
     ("redirect", url)      answer 302 to url
+    ("bare_redirect", 302) answer that 3xx status without a Location
+    ("trickle", seconds)   send the headers, then one byte every that many seconds until the client leaves
+    ("encoding", "gzip")   send the file gzip-compressed with that Content-Encoding, whatever was asked
 
-Every request is logged in `server.log` as (method, path, headers); `server.connections` counts
-accepted connections.
+Every file is served with a strong ETag (from its content) and a Last-Modified, and a Range request whose
+If-Range names another version gets the whole file (200), as RFC 9110 says; paths in `server.no_validators`
+are served without either. Every request is logged in `server.log` as (method, path, headers);
+`server.connections` counts accepted connections.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gzip
+import hashlib
 import re
 import socket
 import threading
@@ -36,6 +43,7 @@ class FaultyServer(ThreadingHTTPServer):
         self.faults: dict[str, list[tuple[Any, ...]]] = {}
         self.log: list[tuple[str, str, dict[str, str]]] = []
         self.connections = 0
+        self.no_validators: set[str] = set()
         self.lock = threading.Lock()
 
     @property
@@ -88,11 +96,23 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return None
+        if kind == "bare_redirect":
+            return self._plain(fault[1], b"moved, but not saying where\n")
         body = self.server.files.get(path)
         if body is None:
             return self._plain(404, b"not found\n")
+        validators = {}
+        if path not in self.server.no_validators:
+            etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+            validators = {"ETag": etag, "Last-Modified": "Mon, 01 Jan 2024 00:00:00 GMT"}
+        if kind == "encoding":
+            packed = gzip.compress(body)
+            return self._plain(200, packed, {"Content-Encoding": fault[1], **validators})
         start = 0
         ranged = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
+        if_range = self.headers.get("If-Range")
+        if ranged and if_range is not None and if_range not in validators.values():
+            ranged = None  # the client holds part of another version: it gets the whole file
         if ranged and kind != "ignore_range":
             start = int(ranged.group(1))
             if start >= len(body):
@@ -105,9 +125,19 @@ class _Handler(BaseHTTPRequestHandler):
         if kind == "corrupt":
             payload = bytes(b ^ 0xFF for b in payload[:64]) + payload[64:]
         length = len(payload) + (fault[1] if kind == "length" else 0)
-        self.send_header("Content-Length", str(length))
+        if kind != "trickle":
+            self.send_header("Content-Length", str(length))
         self.send_header("Accept-Ranges", "bytes")
+        for name, value in validators.items():
+            self.send_header(name, value)
         self.end_headers()
+        if kind == "trickle":
+            with contextlib.suppress(OSError):
+                for i in range(10**9):
+                    self.wfile.write(payload[i % len(payload) : i % len(payload) + 1])
+                    self.wfile.flush()
+                    time.sleep(fault[1])
+            return self._cut()
         if kind == "drop":
             self.wfile.write(payload[: fault[1]])
             return self._cut()

@@ -6,8 +6,9 @@ import os
 import stat
 
 import pytest
+from conftest import PLANTED_SECRET
 
-from zoo._common import COMMIT, origin, same_origin, show_url, write_text_atomic
+from zoo._common import COMMIT, origin, redact, same_origin, show_url, write_text_atomic
 
 
 def test_same_origin_compares_scheme_host_and_port_only():
@@ -49,3 +50,32 @@ def test_write_text_atomic_leaves_the_old_file_and_no_temporary_on_failure(tmp_p
 def test_commit_ids_are_full_lower_case_sha1_or_sha256():
     assert COMMIT.match("a" * 40) and COMMIT.match("0" * 64)
     assert not COMMIT.match("A" * 40) and not COMMIT.match("a" * 39) and not COMMIT.match("main")
+
+
+def test_show_url_survives_a_url_it_cannot_parse():
+    shown = show_url(f"http://u:{PLANTED_SECRET}@[::1/x?sig={PLANTED_SECRET}")
+    assert PLANTED_SECRET not in shown and "/x" in shown
+
+
+def test_redact_shows_every_url_in_a_text_without_its_secrets():
+    text = (
+        f"HTTPConnectionPool(host='h', port=80): Max retries exceeded with url: /f.bin?token={PLANTED_SECRET} "
+        f"(Caused by redirect to https://me:{PLANTED_SECRET}@h.example/a?sig={PLANTED_SECRET}#{PLANTED_SECRET}, "
+        f"'http://h/b?x={PLANTED_SECRET}')"
+    )
+    shown = redact(text)
+    assert PLANTED_SECRET not in shown
+    assert "with url: /f.bin " in shown and "https://h.example/a," in shown and "'http://h/b'" in shown
+
+
+def test_redact_leaves_text_without_urls_alone():
+    assert redact("read timed out (after 60 s)") == "read timed out (after 60 s)"
+
+
+def test_write_text_atomic_replaces_a_planted_link_instead_of_writing_through_it(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("mine")
+    link = tmp_path / "record.json"
+    link.symlink_to(victim)
+    write_text_atomic(link, "zoo's")
+    assert victim.read_text() == "mine" and not link.is_symlink() and link.read_text() == "zoo's"

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 import zoo
-from zoo.errors import DownloadError, IntegrityError
-from zoo.store import download, integrity
+from zoo.errors import DownloadError, IntegrityError, StorageError
+from zoo.store import download, integrity, locks
 
 DATA = random.Random(0).randbytes(3 * 1024 * 1024 + 17)
 DIGEST = hashlib.sha256(DATA).hexdigest()
@@ -264,3 +264,195 @@ def test_a_read_only_zoo_home_still_verifies(published, tmp_path):
     verified.write_text("a file where the records folder would be")  # writing records fails
     path = zoo.download(url, tmp_path / "m.pth", sha256=DIGEST)
     assert integrity.known_digest(path) == DIGEST  # remembered in memory all the same
+
+
+# --- resume only continues the same file (If-Range and the first answer's validator) ---
+
+
+def test_a_resume_sends_if_range_with_the_first_answers_etag(published, tmp_path):
+    server, url = published
+    server.faults["/w/model.pth"] = [("drop", 500_000)]
+    zoo.download(url, tmp_path / "m.pth", sha256=DIGEST)
+    first, second = server.requests_for("/w/model.pth")
+    assert second["Range"] == "bytes=500000-" and second["If-Range"].startswith('"')
+
+
+@pytest.mark.parametrize("hashed", [True, False], ids=["with-sha256", "without-sha256"])
+def test_a_file_changed_on_the_server_between_attempts_is_never_spliced(published, tmp_path, hashed):
+    server, url = published
+    new = random.Random(1).randbytes(len(DATA))
+    part = tmp_path / "m.pth.part"
+    # Drop mid-file and fail for good, keeping the part; then change the file (and so its ETag) on the server.
+    server.faults["/w/model.pth"] = [("drop", 1_000_000)] + [("status", 503)] * (download.RETRIES + 1)
+    with pytest.raises(DownloadError):
+        download.download(url, tmp_path / "m.pth")
+    server.faults.clear()
+    assert part.stat().st_size == 1_000_000
+    server.files["/w/model.pth"] = new
+    got = download.download(
+        url, tmp_path / "m.pth", sha256=hashlib.sha256(new).hexdigest() if hashed else None
+    )
+    assert got.read_bytes() == new  # the new file whole, never old bytes followed by new ones
+    assert server.requests_for("/w/model.pth")[-1].get("If-Range")  # it asked, and the server said no
+
+
+def test_a_part_without_validator_or_hash_is_started_over(published, tmp_path):
+    server, url = published
+    server.no_validators.add("/w/model.pth")
+    (tmp_path / "m.pth.part").write_bytes(b"bytes of some other file")
+    assert zoo.download(url, tmp_path / "m.pth").read_bytes() == DATA
+    assert "Range" not in server.requests_for("/w/model.pth")[0]
+
+
+# --- what is never kept as the file ---
+
+
+def test_a_gzip_encoded_answer_is_refused_and_never_kept(published, tmp_path):
+    server, url = published
+    server.faults["/w/model.pth"] = [("encoding", "gzip")]
+    with pytest.raises(DownloadError, match="gzip-encoded"):
+        zoo.download(url, tmp_path / "m.pth")
+    assert leftovers(tmp_path) == []
+    assert server.requests_for("/w/model.pth")[0]["Accept-Encoding"] == "identity"
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308, 304])
+def test_a_3xx_without_location_is_an_error_never_the_file(published, tmp_path, status):
+    server, url = published
+    server.faults["/w/model.pth"] = [("bare_redirect", status)]
+    with pytest.raises(DownloadError, match=f"HTTP {status}"):
+        zoo.download(url, tmp_path / "m.pth")
+    assert leftovers(tmp_path) == []
+
+
+def test_a_redirect_to_a_local_file_is_refused(published, tmp_path):
+    server, url = published
+    secret_file = tmp_path / "secret.txt"
+    secret_file.write_text("local")
+    server.faults["/w/model.pth"] = [("redirect", secret_file.as_uri())]
+    with pytest.raises(DownloadError, match="not http"):
+        zoo.download(url, tmp_path / "m.pth")
+    assert not (tmp_path / "m.pth").exists()
+
+
+# --- no hang, no silent wait ---
+
+
+def test_a_trickling_server_is_ended_by_the_stall_rule(published, tmp_path, monkeypatch):
+    server, url = published
+    monkeypatch.setattr(download, "STALL_WINDOW", 0.2)
+    monkeypatch.setattr(download, "STALL_BYTES", 1000)
+    monkeypatch.setattr(download, "RETRIES", 2)
+    server.faults["/w/model.pth"] = [("trickle", 0.01)] * 10
+    started = time.monotonic()
+    with pytest.raises(DownloadError, match=r"stalled.*gave up after 2 retries"):
+        zoo.download(url, tmp_path / "m.pth")
+    assert time.monotonic() - started < 3
+    assert len(server.requests_for("/w/model.pth")) == 3
+
+
+def test_the_overall_deadline_ends_a_download_that_trickles_above_the_stall_rule(
+    published, tmp_path, monkeypatch
+):
+    server, url = published
+    monkeypatch.setenv("ZOO_DOWNLOAD_TIMEOUT", "0.5")
+    server.faults["/w/model.pth"] = [("trickle", 0.001)] * 10
+    started = time.monotonic()
+    with pytest.raises(
+        DownloadError, match=r"not finished within 0.5 s \(ZOO_DOWNLOAD_TIMEOUT\).*bytes kept"
+    ):
+        zoo.download(url, tmp_path / "m.pth")
+    assert time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "later"])
+def test_a_bad_download_timeout_setting_is_one_clear_error(published, tmp_path, monkeypatch, value):
+    _, url = published
+    monkeypatch.setenv("ZOO_DOWNLOAD_TIMEOUT", value)
+    with pytest.raises(DownloadError, match="ZOO_DOWNLOAD_TIMEOUT"):
+        zoo.download(url, tmp_path / "m.pth")
+
+
+def test_a_refused_connection_fails_at_once_without_retries(tmp_path, monkeypatch):
+    import socket
+
+    sleeps: list[float] = []
+    monkeypatch.setattr(download, "_sleep", sleeps.append)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.monotonic()
+    with pytest.raises(DownloadError, match=f"connection to 127.0.0.1:{port} failed: Connection refused"):
+        zoo.download(f"http://127.0.0.1:{port}/m.pth", tmp_path / "m.pth")
+    assert sleeps == [] and time.monotonic() - started < 2
+
+
+def test_a_host_that_does_not_resolve_fails_at_once(tmp_path, monkeypatch):
+    import socket
+
+    def no_dns(*args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    sleeps: list[float] = []
+    monkeypatch.setattr(download, "_sleep", sleeps.append)
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)  # no lookup ever leaves the machine
+    with pytest.raises(DownloadError, match="cannot resolve the host nowhere.invalid"):
+        zoo.download("http://nowhere.invalid/m.pth", tmp_path / "m.pth")
+    assert sleeps == []
+
+
+def test_retries_say_so_on_a_terminal(published, tmp_path, capsys):
+    server, url = published
+    server.faults["/w/model.pth"] = [("status", 503)]
+    zoo.download(url, tmp_path / "m.pth", sha256=DIGEST, progress=True)
+    assert "zoo: retrying m.pth in 0.001 s: HTTP 503" in capsys.readouterr().err
+
+
+# --- a disk that cannot take the file ---
+
+
+def test_a_full_disk_is_one_clear_error_and_keeps_the_part_for_resume(published, tmp_path, monkeypatch):
+    import errno
+
+    server, url = published
+    written = []
+
+    def fill(fd, data):
+        if sum(written) >= 2_000_000:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        written.append(os.write(fd, data))
+        return written[-1]
+
+    monkeypatch.setattr(download, "_write", fill)
+    with pytest.raises(
+        StorageError, match=r"m\.pth\.part: No space left on device \(free some space.*kept there"
+    ):
+        zoo.download(url, tmp_path / "m.pth", sha256=DIGEST)
+    assert not (tmp_path / "m.pth").exists()  # no half file renamed into place
+    kept = (tmp_path / "m.pth.part").stat().st_size
+    assert kept == sum(written)
+    monkeypatch.setattr(download, "_write", os.write)
+    assert zoo.download(url, tmp_path / "m.pth", sha256=DIGEST).read_bytes() == DATA
+    assert server.requests_for("/w/model.pth")[-1]["Range"] == f"bytes={kept}-"
+
+
+def test_a_folder_that_cannot_be_created_is_one_clear_error(published, tmp_path, monkeypatch):
+    _, url = published
+    (tmp_path / "home_file").write_text("a file where the zoo home should be")
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home_file" / "zoo"))
+    with pytest.raises(
+        StorageError, match=r"cannot create the folder .*home_file.*set ZOO_HOME to a writable"
+    ):
+        zoo.download(url)
+
+
+def test_a_read_only_cache_still_serves_a_verified_file(published, tmp_path, monkeypatch):
+    server, url = published
+    path = zoo.download(url, tmp_path / "m.pth", sha256=DIGEST)
+
+    def read_only(self, *args, **kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(locks.FileLock, "acquire", read_only)
+    assert zoo.download(url, path, sha256=DIGEST) == path
+    assert len(server.requests_for("/w/model.pth")) == 1

@@ -34,9 +34,30 @@ def same_origin(a: str, b: str) -> bool:
 
 
 def show_url(url: str) -> str:
-    """`url` for messages: without a user:password part or a query (signed URLs carry secrets there)."""
-    parts = urlsplit(url)
-    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1], query="", fragment="").geturl()
+    """`url` for messages: without a user:password part, a query or a fragment (signed URLs and
+    `?private_token=` carry secrets there). The one function every layer uses to display a URL."""
+    try:
+        parts = urlsplit(url)
+        return parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1], query="", fragment="").geturl()
+    except ValueError:  # unparsable (an unclosed IPv6 bracket): strip the same parts by pattern
+        return _QUERY.sub(r"\1", _USERINFO.sub(r"\1", url.split("#", 1)[0]))
+
+
+# What a URL looks like inside other text: a scheme, then anything up to white space or a quote, less the
+# punctuation that ends a sentence or a bracket around it.
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+(?<![,.;:)\]])")
+# user:password@ after `//` wherever it is (also in a URL urlsplit cannot read).
+_USERINFO = re.compile(r"(//)[^/\s'\"<>@]*@")
+# A query after a path, as urllib3 writes it without the host ("... with url: /f.bin?token=..."):
+# the path is kept, the query dropped.
+_QUERY = re.compile(r"(/[^\s'\"<>?#]*)[?#][^\s'\"<>]*")
+
+
+def redact(text: str) -> str:
+    """`text` (an exception's message, a server's answer) with every URL in it shown by `show_url`, and
+    every query after a bare path (`/x?sig=...`, as urllib3 prints it) dropped, so no secret reaches a message."""
+    text = _URL_IN_TEXT.sub(lambda m: show_url(m.group(0)), str(text))
+    return _QUERY.sub(r"\1", _USERINFO.sub(r"\1", text))
 
 
 def _read_umask() -> int:

@@ -46,6 +46,15 @@ class DownloadError(ZooError):
     """A transfer that failed for good (HTTP error, retries used up, offline)."""
 
 
+class StorageError(ZooError):
+    """A file or folder zoo must write that cannot be written (a read-only folder, a full disk, a link planted
+    where zoo writes); the message names the path and what to do."""
+
+
+class LockError(StorageError):
+    """A lock that cannot be created, or that another process held past `ZOO_LOCK_TIMEOUT`."""
+
+
 class HubError(ZooError):
     """A hub repository that cannot be listed, imported or loaded."""
 

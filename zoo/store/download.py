@@ -1,19 +1,27 @@
 """`zoo.download`: fetch a URL into a verified local file.
 
 The file is streamed to `<name>.part` beside the target and hashed on the way. A dropped connection is
-resumed with an HTTP Range request (also by a later process that finds the `.part` file); connection
-errors, timeouts and 5xx answers are retried with exponential backoff; only a complete file whose hash
-matches is renamed into place. A lock per target makes concurrent processes (torchrun ranks) download
-once: the others wait, then find the finished file. The lock is an OS file lock, released by the kernel
-when its holder dies, so a killed process leaves no stale lock.
+resumed with an HTTP Range request (also by a later process that finds the `.part` file), with `If-Range` and
+the first answer's validator (ETag or Last-Modified, kept in `<name>.resume.part`), so bytes of two versions of
+a file are never spliced; connection errors, timeouts and 5xx answers are retried with exponential backoff
+(said on a terminal), a refused connection or an unknown host fails at once; a stall rule (fewer than
+STALL_BYTES in STALL_WINDOW seconds) and an overall deadline (`ZOO_DOWNLOAD_TIMEOUT`) end a server that
+trickles; only a complete file whose hash matches is renamed into place. A lock per target (`store.locks`)
+makes concurrent processes (torchrun ranks) download once: the others wait, then find the finished file.
+Nothing is written through a link planted in the cache: the part file is opened with O_NOFOLLOW (and created
+with O_EXCL), everything else is written by rename. No message shows a URL's credentials or query.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
+import json
+import math
 import os
 import re
+import stat
 import sys
 import time
 from collections.abc import Iterator
@@ -23,12 +31,10 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urljoin, urlsplit
 from urllib.request import url2pathname
 
-from filelock import FileLock, Timeout
-
-from .._common import same_origin, show_url
+from .._common import redact, same_origin, show_url, write_text_atomic
 from .._version import __version__
-from ..errors import DownloadError, IntegrityError
-from . import integrity, paths
+from ..errors import DownloadError, IntegrityError, StorageError
+from . import integrity, locks, paths
 
 if TYPE_CHECKING:
     import requests
@@ -38,13 +44,25 @@ if TYPE_CHECKING:
 
 CHUNK = 1 << 20
 CONNECT_TIMEOUT = 10.0
-READ_TIMEOUT = 60.0
+READ_TIMEOUT = 60.0  # seconds of silence before a read gives up (and the transfer is retried)
+# A server that sends fewer than STALL_BYTES in STALL_WINDOW seconds (about 1 KiB/s) is stalled: it is retried,
+# and such an attempt does not count as progress, so a trickle cannot keep a download alive forever.
+STALL_WINDOW = 60.0
+STALL_BYTES = 64 * 1024
+DEADLINE = (
+    6 * 3600.0
+)  # seconds for one download, retries included, unless ZOO_DOWNLOAD_TIMEOUT says otherwise
+DEADLINE_ENV = "ZOO_DOWNLOAD_TIMEOUT"
 RETRIES = 5
 BACKOFF = 1.0  # seconds before the first retry; doubled for each further one
 MAX_BACKOFF = 30.0
 MAX_REDIRECTS = 10
 _RETRY_STATUS = {408, 425, 429}
+_META_MAX = 4096  # bytes of a `.resume.part` file; more was not written by zoo
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_LINK_ERRNOS = {errno.ELOOP, errno.EMLINK}  # what O_NOFOLLOW answers for a link (Linux, FreeBSD)
 _sleep = time.sleep  # tests replace it to check the backoff without waiting
+_write = os.write  # tests replace it to fill the disk
 
 
 class _Retry(Exception):
@@ -76,14 +94,30 @@ def offline_mode(offline: bool | None) -> Iterator[None]:
         _offline.reset(token)
 
 
-def lock_for(path: Path) -> FileLock:
-    """The lock that guards writing, replacing and deleting `path` (`<path>.lock`)."""
-    return FileLock(str(path) + ".lock")
+def lock_for(path: Path, *, show: bool | None = None) -> locks.ZooLock:
+    """The lock that guards writing, replacing and deleting `path` (`<path>.lock`, see `store.locks`)."""
+    path = Path(path)
+    return locks.file_lock(str(path) + ".lock", what=path.name, show=show)
 
 
 def is_remote(url: str) -> bool:
     """Whether fetching `url` needs the network (http or https)."""
     return urlsplit(url).scheme in ("http", "https")
+
+
+def deadline_seconds() -> float | None:
+    """Seconds one download may take, retries included: `ZOO_DOWNLOAD_TIMEOUT` (a number, or `inf` for no
+    limit), else DEADLINE."""
+    raw = os.environ.get(DEADLINE_ENV, "").strip()
+    if not raw:
+        return DEADLINE
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if math.isnan(value) or value <= 0:
+        raise DownloadError(f"{DEADLINE_ENV}={raw!r} is not a number of seconds above 0 (or inf)")
+    return None if math.isinf(value) else value
 
 
 def download(
@@ -102,34 +136,36 @@ def download(
     `dst` defaults to the zoo's weight cache under the URL's file name; an existing folder gets the file
     inside it. `sha256` may be a full digest or a prefix (verification is then partial, with a warning).
     With `sha256` given, a `dst` that already holds the right file is returned without a transfer.
-    `progress=None` shows a bar only when stderr is a terminal. `headers` (e.g. a token) are sent to the
-    URL's own host only, never to a redirect target on another host. `label` names the file in warnings.
+    `progress=None` shows a bar (and retries, waits) only when stderr is a terminal. `headers` (e.g. a token)
+    are sent to the URL's own host only, never to a redirect target on another host. `label` names the file
+    in warnings. Failures are DownloadError, IntegrityError or StorageError (a folder or disk that cannot be
+    written), with no secret of the URL in their text.
     """
     if is_offline(offline) and is_remote(url):
         raise DownloadError(f"offline (ZOO_OFFLINE or offline=True): not downloading {show_url(url)}")
     target = _target(url, dst)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    limit = deadline_seconds()
+    paths.make_dirs(target.parent)
     show = sys.stderr.isatty() if progress is None else progress
-    lock = lock_for(target)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        if show:
-            print(f"zoo: waiting for another process to finish {target.name}", file=sys.stderr)
-        lock.acquire()
-    try:
+    if sha256 is not None and target.is_file() and integrity.verify(target, sha256)[0]:
+        # Reading needs no lock: a good file is served even from a read-only folder where none can be made.
+        integrity.check(target, sha256, what=label or target.name)
+        return target
+    with lock_for(target, show=show):
         if sha256 is not None and target.is_file():
-            try:
+            good, _ = integrity.verify(target, sha256)  # a "bad" here is the file's own hash, not a record's
+            if good:
                 integrity.check(target, sha256, what=label or target.name)
                 return target
-            except IntegrityError:
-                integrity.forget(target)
+            integrity.forget(target)
+            try:
                 target.unlink()
-        path = _fetch(url, target, sha256=sha256, show=show, size=size, headers=headers or {})
+            except OSError as e:
+                raise paths.cannot_write(target, e, doing="replace the wrong file") from None
+        job = _Job(url, target, sha256=sha256, show=show, size=size, headers=headers or {}, limit=limit)
+        path = job.run()
         integrity.warn_if_partial(label or target.name, sha256)
         return path
-    finally:
-        lock.release()
 
 
 def _target(url: str, dst: str | os.PathLike | None) -> Path:
@@ -143,102 +179,375 @@ def _target(url: str, dst: str | os.PathLike | None) -> Path:
 
 
 class _Partial:
-    """The `.part` file and the running hash of the bytes it holds."""
+    """The `.part` file, the running hash of the bytes it holds, and the validator of the file they belong to.
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    It is only ever opened without following a link (a link planted at its name is removed, not written
+    through) and created with O_EXCL, so nothing outside the folder is written.
+    """
+
+    def __init__(self, target: Path) -> None:
+        self.path = target.with_name(target.name + ".part")
+        self.meta_path = target.with_name(target.name + ".resume.part")
         self.hash = hashlib.sha256()
         self.offset = 0
         self.resumed = False
-        if path.is_file():  # left by a dropped transfer or a killed process: pick it up
-            with open(path, "rb") as f:
+        self.validator: dict[str, str] = {}
+        self._pick_up()
+
+    def _pick_up(self) -> None:
+        # Left by a dropped transfer or a killed process: hash what it holds, and learn which file it is of.
+        try:
+            fd = os.open(self.path, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+        except FileNotFoundError:
+            self.drop_meta()
+            return
+        except OSError:  # a link (O_NOFOLLOW) or something unreadable: not a part to resume
+            self.reset()
+            return
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                self.reset()
+                return
+            with os.fdopen(fd, "rb", closefd=False) as f:
                 while chunk := f.read(CHUNK):
                     self.hash.update(chunk)
                     self.offset += len(chunk)
-            self.resumed = self.offset > 0
+        finally:
+            os.close(fd)
+        self.resumed = self.offset > 0
+        self.validator = self._read_meta() if self.resumed else {}
+
+    def _read_meta(self) -> dict[str, str]:
+        try:
+            fd = os.open(self.meta_path, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+        except OSError:
+            return {}
+        try:
+            data = json.loads(os.read(fd, _META_MAX + 1)) if stat.S_ISREG(os.fstat(fd).st_mode) else None
+        except (OSError, ValueError):
+            data = None
+        finally:
+            os.close(fd)
+        if not isinstance(data, dict):
+            return {}
+        return {k: v for k, v in data.items() if k in ("etag", "last_modified") and isinstance(v, str)}
+
+    def remember_validator(self, validator: dict[str, str]) -> None:
+        """Keep the validator of the file whose bytes the part is about to hold (beside it, for a later
+        process; by rename, so never through a planted link). A folder where it cannot be written keeps it
+        in memory: a later process then starts over unless the hash can tell."""
+        self.validator = validator
+        if not validator:
+            self.drop_meta()
+            return
+        with contextlib.suppress(OSError):
+            write_text_atomic(self.meta_path, json.dumps(validator))
+
+    def if_range(self) -> str | None:
+        """The If-Range value that makes a resume continue this very file: a strong ETag, else Last-Modified."""
+        etag = self.validator.get("etag", "")
+        if etag and not etag.startswith("W/"):  # a weak ETag may not be used in If-Range (RFC 9110 13.1.5)
+            return etag
+        return self.validator.get("last_modified") or None
+
+    def drop_meta(self) -> None:
+        with contextlib.suppress(OSError):
+            self.meta_path.unlink()
 
     def reset(self) -> None:
-        self.path.unlink(missing_ok=True)
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError as e:
+            raise paths.cannot_write(self.path, e, doing="remove") from None
+        self.drop_meta()
         self.hash = hashlib.sha256()
         self.offset = 0
         self.resumed = False
+        self.validator = {}
 
-    def add(self, f, chunk: bytes) -> None:  # noqa: ANN001
-        f.write(chunk)
-        self.hash.update(chunk)
-        self.offset += len(chunk)
+    def open(self) -> int:
+        """A descriptor to append to the part: the existing one if it holds bytes, else a new file."""
+        if self.offset:
+            flags = os.O_WRONLY | os.O_APPEND
+        else:
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                self.path.unlink()
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        try:
+            fd = os.open(self.path, flags | _NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o666)
+        except OSError as e:
+            if e.errno in _LINK_ERRNOS or e.errno == errno.EEXIST or isinstance(e, FileNotFoundError):
+                self.reset()  # planted, or another writer's, since we looked: start over on a clean name
+                raise _Retry("the part file changed under this download; starting again") from None
+            raise paths.cannot_write(self.path, e) from None
+        if os.fstat(fd).st_size != self.offset:  # another writer (no coherent locks here): start over
+            os.close(fd)
+            self.reset()
+            raise _Retry("the part file changed under this download; starting again")
+        return fd
+
+    def add(self, fd: int, chunk: bytes) -> None:
+        """Append `chunk`, hashing exactly what reached the file (a full disk keeps the bytes written)."""
+        view = memoryview(chunk)
+        while view:
+            try:
+                n = _write(fd, view)
+            except OSError as e:
+                error = paths.cannot_write(self.path, e)
+                kept = f"; {self.offset} bytes received are kept there to resume" if self.offset else ""
+                raise StorageError(f"{error}{kept}") from None
+            self.hash.update(view[:n])
+            self.offset += n
+            view = view[n:]
 
 
-def _fetch(
-    url: str, target: Path, *, sha256: str | None, show: bool, size: int | None, headers: dict[str, str]
-) -> Path:
-    part = _Partial(target.with_name(target.name + ".part"))
-    fresh_retry = part.resumed  # bytes from an earlier transfer may belong to an older file: one retry
-    import requests
+def _validator(resp: requests.Response) -> dict[str, str]:
+    found = {"etag": resp.headers.get("ETag", ""), "last_modified": resp.headers.get("Last-Modified", "")}
+    return {k: v.strip()[:1024] for k, v in found.items() if v and v.strip()}
 
-    with requests.Session() as session:
+
+class _Job:
+    """One download of `url` into `target`: attempts, retries, the stall rule and the deadline."""
+
+    def __init__(
+        self,
+        url: str,
+        target: Path,
+        *,
+        sha256: str | None,
+        show: bool,
+        size: int | None,
+        headers: dict[str, str],
+        limit: float | None,
+    ) -> None:
+        self.url = url
+        self.target = target
+        self.name = target.name
+        self.sha256 = sha256
+        self.show = show
+        self.size = size
+        self.headers = headers
+        self.limit = limit
+        self.deadline = math.inf if limit is None else time.monotonic() + limit
+        self.part = _Partial(target)
+
+    def run(self) -> Path:
+        part = self.part
+        fresh_retry = part.resumed  # bytes from an earlier transfer may belong to an older file: one retry
+        import requests
+
+        with requests.Session() as session:
+            while True:
+                self.transfer(session)
+                actual = part.hash.hexdigest()
+                if integrity.matches(self.sha256, actual):
+                    break
+                part.reset()
+                if not fresh_retry:
+                    raise IntegrityError(
+                        f"{show_url(self.url)}: the downloaded file has sha256 {actual}, expected {self.sha256} "
+                        "(deleted; the server sends a different file than the one expected)"
+                    )
+                fresh_retry = False
+        part.drop_meta()
+        try:
+            os.replace(part.path, self.target)  # replaces a link at the target; never writes through it
+        except OSError as e:
+            raise paths.cannot_write(self.target, e, doing="move the finished download to") from None
+        integrity.remember(self.target, actual)
+        return self.target
+
+    def transfer(self, session: requests.Session) -> None:
+        if not is_remote(self.url):
+            _copy_local(self.url, self.part)
+            return
+        import requests
+        import urllib3
+
+        part = self.part
+        failures = 0
         while True:
-            _transfer(session, url, part, show=show, size=size, headers=headers, name=target.name)
-            actual = part.hash.hexdigest()
-            if integrity.matches(sha256, actual):
-                break
-            part.reset()
-            if not fresh_retry:
-                raise IntegrityError(
-                    f"{show_url(url)}: the downloaded file has sha256 {actual}, expected {sha256} "
-                    "(deleted; the server sends a different file than the one expected)"
+            self.check_deadline()
+            offset = part.offset
+            try:
+                self.attempt(session)
+                return
+            except _Retry as e:
+                reason = str(e)
+            except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as e:
+                fatal = _fatal(e)
+                if fatal is not None:
+                    raise DownloadError(f"{show_url(self.url)}: {fatal}") from None
+                reason = _reason(e)
+            # A flaky link that makes progress each time is not given up on: only attempts in a row without
+            # real progress (a trickle below the stall rule is none) count.
+            failures = 1 if part.offset - offset >= STALL_BYTES else failures + 1
+            if failures > RETRIES:
+                raise DownloadError(
+                    f"{show_url(self.url)}: {reason} (gave up after {RETRIES} retries{self.kept()})"
                 )
-            fresh_retry = False
-    os.replace(part.path, target)
-    integrity.remember(target, actual)
-    return target
+            self.check_deadline(reason)
+            wait = min(MAX_BACKOFF, BACKOFF * 2 ** (failures - 1), max(0.0, self.deadline - time.monotonic()))
+            if self.show:
+                print(f"zoo: retrying {self.name} in {wait:.3g} s: {reason}", file=sys.stderr, flush=True)
+            _sleep(wait)
+
+    def kept(self) -> str:
+        part = self.part
+        return f"; {part.offset} bytes kept in {part.path} for the next try" if part.offset else ""
+
+    def check_deadline(self, reason: str | None = None) -> None:
+        if time.monotonic() >= self.deadline:
+            why = f" (last: {reason})" if reason else ""
+            raise DownloadError(
+                f"{show_url(self.url)}: not finished within {self.limit:g} s ({DEADLINE_ENV}){why}{self.kept()}"
+            )
+
+    def timeouts(self) -> tuple[float, float]:
+        left = max(0.001, self.deadline - time.monotonic())
+        return min(CONNECT_TIMEOUT, left), min(READ_TIMEOUT, left)
+
+    def attempt(self, session: requests.Session) -> None:
+        from tqdm.auto import tqdm
+
+        part = self.part
+        request_headers = {"Accept-Encoding": "identity"}  # byte offsets must be those of the file itself
+        if part.offset:
+            if_range = part.if_range()
+            if if_range is None and self.sha256 is None:
+                # Nothing can tell whether the bytes held are of the file served now: never splice, start over.
+                part.reset()
+            else:
+                request_headers["Range"] = f"bytes={part.offset}-"
+                if if_range is not None:
+                    request_headers["If-Range"] = if_range
+        url = self.url
+        with _get(session, url, self.headers, request_headers, self.timeouts()) as resp:
+            status = resp.status_code
+            reason = redact(resp.reason or "")
+            if status >= 500 or status in _RETRY_STATUS:
+                raise _Retry(f"HTTP {status} {reason}")
+            if status == 416 and part.offset:
+                # The `.part` may already hold the whole file (killed between the last byte and the rename).
+                if resp.headers.get("Content-Range", "").strip() == f"bytes */{part.offset}":
+                    return
+                part.reset()
+                raise _Retry("the server refused to resume; starting again")
+            if status >= 400:
+                raise DownloadError(f"{show_url(url)}: HTTP {status} {reason}")
+            if status not in (200, 206):  # a 3xx without Location, a 204...: nothing to keep as the file
+                raise DownloadError(
+                    f"{show_url(url)}: HTTP {status} {reason} is not a file (a redirect without a Location?)"
+                )
+            encoding = resp.headers.get("Content-Encoding", "").strip().lower()
+            if encoding not in ("", "identity"):
+                raise DownloadError(
+                    f"{show_url(url)}: the server sent the file {encoding}-encoded although zoo asked for it as is "
+                    "(Accept-Encoding: identity); its bytes are not the file's, so nothing was kept"
+                )
+            total = self.expected_total(resp)
+            fd = part.open()
+            try:
+                with tqdm(
+                    total=total,
+                    initial=part.offset,
+                    disable=not self.show,
+                    unit="B",
+                    unit_scale=True,
+                    desc=self.name,
+                ) as bar:
+                    self.receive(resp, fd, bar, total)
+            finally:
+                os.close(fd)
+        if total is not None and part.offset < total:
+            raise _Retry(f"the connection closed after {part.offset} of {total} bytes")
+
+    def receive(self, resp: requests.Response, fd: int, bar: object, total: int | None) -> None:
+        part = self.part
+        limit = total if total is not None else self.size
+        window_start, window_bytes = time.monotonic(), 0
+        for chunk in _chunks(resp):
+            part.add(fd, chunk)
+            bar.update(len(chunk))  # type: ignore[attr-defined]
+            if limit is not None and part.offset > limit:
+                part.reset()
+                raise DownloadError(
+                    f"{show_url(self.url)}: the server sent more than the {limit} bytes expected"
+                )
+            now = time.monotonic()
+            window_bytes += len(chunk)
+            if now - window_start >= STALL_WINDOW:
+                if window_bytes < STALL_BYTES:
+                    raise _Retry(
+                        f"the server sent only {window_bytes} bytes in {now - window_start:.3g} s (stalled)"
+                    )
+                window_start, window_bytes = now, 0
+            self.check_deadline()
+
+    def expected_total(self, resp: requests.Response) -> int | None:
+        part = self.part
+        validator = _validator(resp)
+        if resp.status_code == 206:
+            m = re.fullmatch(r"bytes (\d+)-\d+/(\d+|\*)", resp.headers.get("Content-Range", "").strip())
+            if m is None or int(m.group(1)) != part.offset:
+                part.reset()
+                raise _Retry("the server resumed at another offset; starting again")
+            if _changed(part.validator, validator):
+                part.reset()
+                raise _Retry("the file changed on the server since the transfer began; starting again")
+            part.remember_validator(validator or part.validator)
+            total = int(m.group(2)) if m.group(2) != "*" else None
+        else:
+            if part.offset:  # the server ignored the Range header, or If-Range said the file changed
+                part.reset()
+            part.remember_validator(validator)
+            length = resp.headers.get("Content-Length", "").strip()
+            total = int(length) if length.isdigit() else None
+        if self.size is not None and total is not None and total != self.size:
+            part.reset()
+            raise DownloadError(
+                f"{show_url(self.url)}: the server announces {total} bytes, expected {self.size}"
+            )
+        return total if total is not None else self.size
 
 
-def _transfer(
-    session: requests.Session,
-    url: str,
-    part: _Partial,
-    *,
-    show: bool,
-    size: int | None,
-    headers: dict[str, str],
-    name: str,
-) -> None:
-    if not is_remote(url):
-        _copy_local(url, part)
-        return
+def _changed(before: dict[str, str], now: dict[str, str]) -> bool:
+    """Whether two validators name different versions of a file (only fields both have are compared)."""
+    return any(k in before and k in now and before[k] != now[k] for k in ("etag", "last_modified"))
+
+
+def _fatal(e: Exception) -> str | None:
+    """Why `e` is not worth a retry, or None if it is: a bad URL, a certificate problem, a host that does not
+    resolve or a refused connection (without a network, five retries only made every call wait 31 s)."""
     import requests
     import urllib3
 
-    failures = 0
-    while True:
-        offset = part.offset
-        try:
-            _stream(session, url, part, show=show, size=size, headers=headers, name=name)
-            return
-        except _Retry as e:
-            reason = str(e)
-        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as e:
-            if isinstance(e, _not_retried()):
-                raise DownloadError(f"{show_url(url)}: {_first_line(e)}") from None
-            reason = _reason(e)
-        # A flaky link that makes progress each time is not given up on: only attempts in a row count.
-        failures = 1 if part.offset > offset else failures + 1
-        if failures > RETRIES:
-            kept = f"; {part.offset} bytes kept in {part.path} for the next try" if part.offset else ""
-            raise DownloadError(f"{show_url(url)}: {reason} (gave up after {RETRIES} retries{kept})")
-        _sleep(min(MAX_BACKOFF, BACKOFF * 2 ** (failures - 1)))
-
-
-def _not_retried() -> tuple[type[Exception], ...]:
-    import requests
-
-    return (
-        requests.exceptions.InvalidURL,
-        requests.exceptions.MissingSchema,
-        requests.exceptions.InvalidSchema,
-        requests.exceptions.SSLError,  # a certificate problem does not go away by waiting
-    )
+    if isinstance(
+        e,
+        (
+            requests.exceptions.InvalidURL,
+            requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidSchema,
+            requests.exceptions.SSLError,  # a certificate problem does not go away by waiting
+        ),
+    ):
+        return _first_line(e)
+    if isinstance(e, requests.exceptions.ConnectTimeout):
+        return None
+    reason = e.args[0] if e.args else None
+    reason = getattr(reason, "reason", reason)  # requests wraps urllib3's MaxRetryError around the cause
+    if isinstance(e, urllib3.exceptions.NewConnectionError):
+        reason = e
+    if not isinstance(reason, urllib3.exceptions.NewConnectionError):
+        return None
+    conn = getattr(reason, "conn", None)
+    host, port = getattr(conn, "host", None), getattr(conn, "port", None)
+    where = f"{host}:{port}" if host and port else "the server"
+    if isinstance(reason, urllib3.exceptions.NameResolutionError):
+        return f"cannot resolve the host {host or ''} (no network, or a wrong host name? ZOO_OFFLINE=1 uses only the cache)"
+    cause = reason.__cause__ or reason.__context__
+    why = cause.strerror if isinstance(cause, OSError) and cause.strerror else _first_line(reason)
+    return f"connection to {where} failed: {why}"
 
 
 def _reason(e: Exception) -> str:
@@ -255,56 +564,9 @@ def _reason(e: Exception) -> str:
 
 
 def _first_line(e: Exception) -> str:
-    text = str(e).strip()
+    """The first line of an exception's text, with every URL in it shown without its secrets."""
+    text = redact(str(e)).strip()
     return text.splitlines()[0][:300] if text else type(e).__name__
-
-
-def _stream(
-    session: requests.Session,
-    url: str,
-    part: _Partial,
-    *,
-    show: bool,
-    size: int | None,
-    headers: dict[str, str],
-    name: str,
-) -> None:
-    from tqdm.auto import tqdm
-
-    request_headers = {"Accept-Encoding": "identity"}  # byte offsets must be those of the file itself
-    if part.offset:
-        request_headers["Range"] = f"bytes={part.offset}-"
-    with _get(session, url, headers, request_headers) as resp:
-        status = resp.status_code
-        if status >= 500 or status in _RETRY_STATUS:
-            raise _Retry(f"HTTP {status} {resp.reason}")
-        if status == 416 and part.offset:
-            # The `.part` may already hold the whole file (killed between the last byte and the rename).
-            if resp.headers.get("Content-Range", "").strip() == f"bytes */{part.offset}":
-                return
-            part.reset()
-            raise _Retry("the server refused to resume; starting again")
-        if status >= 400:
-            raise DownloadError(f"{show_url(url)}: HTTP {status} {resp.reason}")
-        total = _expected_total(resp, part)
-        if size is not None and total is not None and total != size:
-            part.reset()
-            raise DownloadError(f"{show_url(url)}: the server announces {total} bytes, expected {size}")
-        total = total if total is not None else size
-        with (
-            open(part.path, "ab") as f,
-            tqdm(
-                total=total, initial=part.offset, disable=not show, unit="B", unit_scale=True, desc=name
-            ) as bar,
-        ):
-            for chunk in _chunks(resp):
-                part.add(f, chunk)
-                bar.update(len(chunk))
-    if total is not None and part.offset < total:
-        raise _Retry(f"the connection closed after {part.offset} of {total} bytes")
-    if total is not None and part.offset > total:
-        part.reset()
-        raise DownloadError(f"{show_url(url)}: the server sent more than the {total} bytes it announced")
 
 
 def _chunks(resp: requests.Response) -> Iterator[bytes]:
@@ -317,21 +579,12 @@ def _chunks(resp: requests.Response) -> Iterator[bytes]:
         yield chunk
 
 
-def _expected_total(resp: requests.Response, part: _Partial) -> int | None:
-    if resp.status_code == 206:
-        m = re.fullmatch(r"bytes (\d+)-\d+/(\d+|\*)", resp.headers.get("Content-Range", "").strip())
-        if m is None or int(m.group(1)) != part.offset:
-            part.reset()
-            raise _Retry("the server resumed at another offset; starting again")
-        return int(m.group(2)) if m.group(2) != "*" else None
-    if part.offset:  # the server ignored the Range header and sends the whole file
-        part.reset()
-    length = resp.headers.get("Content-Length")
-    return int(length) if length and length.isdigit() else None
-
-
 def _get(
-    session: requests.Session, url: str, headers: dict[str, str], request_headers: dict[str, str]
+    session: requests.Session,
+    url: str,
+    headers: dict[str, str],
+    request_headers: dict[str, str],
+    timeouts: tuple[float, float],
 ) -> requests.Response:
     # Redirects are followed by hand: the caller's headers (tokens) go to the first origin only, so
     # never to another host nor, in clear text, to http on the same host.
@@ -346,13 +599,16 @@ def _get(
                 **request_headers,
             },
             stream=True,
-            timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+            timeout=timeouts,
             allow_redirects=False,
         )
         if not resp.is_redirect:
             return resp
-        url = urljoin(url, resp.headers["Location"])
         resp.close()
+        target = urljoin(url, resp.headers["Location"])
+        if not is_remote(target):  # a server may not make zoo read a local file or speak another protocol
+            raise DownloadError(f"{show_url(url)}: redirects to {show_url(target)}, which is not http(s)")
+        url = target
     raise DownloadError(f"{show_url(url)}: more than {MAX_REDIRECTS} redirects")
 
 
@@ -360,12 +616,18 @@ def _copy_local(url: str, part: _Partial) -> None:
     parts = urlsplit(url)
     source = Path(url2pathname(parts.path)) if parts.scheme == "file" else Path(url)
     if not source.is_file():  # checked first: a `.part` left by an http source stays resumable
-        raise DownloadError(f"{url}: no such file")
+        raise DownloadError(f"{show_url(url)}: no such file")
     part.reset()
     try:
-        with open(source, "rb") as src, open(part.path, "wb") as f:
+        fd = part.open()
+    except _Retry:  # a file planted at the part's name since the reset: it is gone now, one more try
+        fd = part.open()
+    try:
+        with open(source, "rb") as src:
             while chunk := src.read(CHUNK):
-                part.add(f, chunk)
+                part.add(fd, chunk)
     except OSError as e:
         part.reset()
-        raise DownloadError(f"{url}: {e.strerror or e}") from None
+        raise DownloadError(f"{show_url(url)}: {e.strerror or type(e).__name__}") from None
+    finally:
+        os.close(fd)

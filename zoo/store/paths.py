@@ -5,16 +5,20 @@ Nothing here imports torch: `zoo cache dir` and `zoo cache ls` start without it.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from pathlib import Path
 
 import platformdirs
 
+from ..errors import StorageError
+
 
 def home() -> Path:
-    """The zoo home: `ZOO_HOME`, else platformdirs' user cache dir for "zoo"."""
-    return Path(os.environ.get("ZOO_HOME") or platformdirs.user_cache_dir("zoo"))
+    """The zoo home: `ZOO_HOME` (with `~` expanded, as torch does for TORCH_HOME), else platformdirs' user
+    cache dir for "zoo"."""
+    return Path(os.path.expanduser(os.environ.get("ZOO_HOME") or platformdirs.user_cache_dir("zoo")))
 
 
 def weights_dir() -> Path:
@@ -40,3 +44,32 @@ def torch_hub_dir() -> Path:
 def torch_checkpoints_dir() -> Path:
     """torch.hub's weight cache (`$TORCH_HOME/hub/checkpoints`), reused when it already holds a file."""
     return torch_hub_dir() / "checkpoints"
+
+
+def cannot_write(path: str | os.PathLike, error: OSError, *, doing: str = "write") -> StorageError:
+    """One StorageError for an OSError met writing `path`: which path, why, and what to do about it."""
+    path = Path(path)
+    reason = error.strerror or str(error) or type(error).__name__
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        hint = "free some space"
+    elif error.errno == errno.ELOOP:
+        hint = "a symbolic link is planted there; zoo never writes through one: remove it"
+    else:
+        hint = "make it writable"
+    try:
+        inside_home = path.absolute().is_relative_to(home().absolute())
+    except (OSError, ValueError):
+        inside_home = False
+    if inside_home:
+        hint += ", or set ZOO_HOME to a writable folder"
+    return StorageError(f"cannot {doing} {path}: {reason} ({hint})")
+
+
+def make_dirs(folder: str | os.PathLike) -> Path:
+    """Create `folder` and its parents if needed; a folder that cannot be created is one StorageError."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise cannot_write(folder, e, doing="create the folder") from None
+    return folder

@@ -1,0 +1,187 @@
+"""The one file lock of zoo: says who holds it, gives up after `ZOO_LOCK_TIMEOUT`, never writes through a link.
+
+`file_lock(path, what=...)` wraps filelock's OS lock (released by the kernel when its holder dies, so a killed
+process leaves no stale lock) and adds what a user waiting on it needs: after acquiring, the holder writes its
+pid and host into a small sidecar (`<lock>-owner.lock`, written by rename, so a link planted there is replaced,
+not followed); a waiter reads it and says "waiting for <what>, held by pid N on host H" on a terminal and in the
+timeout error. filelock >= 3.20.3 opens the lock file itself with O_NOFOLLOW; a lock path that is a link is also
+refused here first, with a message that says what to do. The sidecar is not the lock file, because filelock may
+keep its own marker in the lock file on file systems without flock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import socket
+import stat
+import sys
+from pathlib import Path
+from types import TracebackType
+
+from filelock import FileLock, Timeout
+
+from .._common import write_text_atomic
+from ..errors import LockError
+from . import paths
+
+TIMEOUT_ENV = "ZOO_LOCK_TIMEOUT"
+POLL = 0.05  # seconds between attempts while waiting (filelock's default)
+_OWNER_MAX = 4096  # bytes read from an owner sidecar; more is not ours
+
+
+def lock_timeout() -> float | None:
+    """`ZOO_LOCK_TIMEOUT` in seconds, or None (wait as long as it takes) when it is unset or empty."""
+    raw = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if math.isnan(value) or value < 0:
+        raise LockError(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds (0 or more)")
+    return None if math.isinf(value) else value
+
+
+def owner_path(lock_path: str | os.PathLike) -> Path:
+    """The sidecar where the holder of `lock_path` writes its pid and host (ends in `.lock`, so cache listings
+    skip it as they skip the lock)."""
+    lock_path = Path(lock_path)
+    return lock_path.with_name(lock_path.name + "-owner.lock")
+
+
+def read_owner(lock_path: str | os.PathLike) -> tuple[int, str] | None:
+    """(pid, host) of the process that holds `lock_path`, as its sidecar says, or None if unknown."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(owner_path(lock_path), flags)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        data = json.loads(os.read(fd, _OWNER_MAX))
+        pid, host = data["pid"], data["host"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    finally:
+        os.close(fd)
+    if not isinstance(pid, int) or isinstance(pid, bool) or not isinstance(host, str):
+        return None
+    return pid, host[:255]
+
+
+class ZooLock:
+    """A reentrant lock on `path` (the lock file), usable as a context manager and with `acquire`/`release`
+    like a `filelock.FileLock`. Failures are `LockError`s that name the path."""
+
+    def __init__(
+        self, path: str | os.PathLike, *, what: str, timeout: float | None = None, show: bool | None = None
+    ) -> None:
+        self.path = Path(path)
+        self.what = what
+        self.timeout = timeout
+        self.show = show
+        self._lock = FileLock(str(self.path))
+        self._depth = 0
+
+    @property
+    def is_locked(self) -> bool:
+        """Whether this object holds the lock."""
+        return self._depth > 0
+
+    def acquire(self, timeout: float | None = None) -> ZooLock:
+        """Take the lock, waiting at most `timeout` seconds (default: the constructor's, else ZOO_LOCK_TIMEOUT,
+        else as long as it takes, saying so on a terminal)."""
+        if self._depth:
+            self._depth += 1
+            return self
+        self._refuse_link()
+        if not self._try(0):
+            limit = timeout if timeout is not None else self.timeout
+            limit = limit if limit is not None else lock_timeout()
+            show = sys.stderr.isatty() if self.show is None else self.show
+            if show:
+                until = (
+                    f"up to {limit:g} s" if limit is not None else f"as long as it takes; set {TIMEOUT_ENV}"
+                )
+                print(
+                    f"zoo: waiting for {self.what}, {self._holder()} ({until})", file=sys.stderr, flush=True
+                )
+            if not self._try(-1 if limit is None else limit):
+                raise LockError(
+                    f"timed out after {limit:g} s waiting for {self.what} ({self.path}), {self._holder()}; "
+                    f"wait for it to finish, or raise {TIMEOUT_ENV}"
+                )
+        self._depth = 1
+        self._write_owner()
+        return self
+
+    def release(self) -> None:
+        """Give the lock up (the outermost release of a nested hold does)."""
+        if not self._depth:
+            return
+        self._depth -= 1
+        if self._depth:
+            return
+        if read_owner(self.path) == _me():
+            with contextlib.suppress(OSError):
+                owner_path(self.path).unlink()
+        self._lock.release()
+
+    def __enter__(self) -> ZooLock:
+        return self.acquire()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release()
+
+    def _try(self, timeout: float) -> bool:
+        try:
+            self._lock.acquire(timeout=timeout, poll_interval=POLL)
+        except Timeout:
+            return False
+        except OSError as e:
+            raise _cannot_create(self.path, e) from None
+        return True
+
+    def _refuse_link(self) -> None:
+        for path in (self.path, owner_path(self.path)):
+            if path.is_symlink():
+                raise LockError(
+                    f"cannot lock {self.what}: {path} is a symbolic link, and zoo never writes through a link "
+                    "planted where it keeps its locks (remove it)"
+                )
+        paths.make_dirs(self.path.parent)
+
+    def _holder(self) -> str:
+        owner = read_owner(self.path)
+        return f"held by pid {owner[0]} on host {owner[1]}" if owner else "held by another process"
+
+    def _write_owner(self) -> None:
+        pid, host = _me()
+        with contextlib.suppress(OSError):  # who holds it is for messages only; a read-only folder skips it
+            write_text_atomic(owner_path(self.path), json.dumps({"pid": pid, "host": host}))
+
+
+def _me() -> tuple[int, str]:
+    return os.getpid(), socket.gethostname()
+
+
+def _cannot_create(path: Path, error: OSError) -> LockError:
+    message = str(paths.cannot_write(path, error, doing="create the lock file"))
+    return LockError(message)
+
+
+def file_lock(
+    path: str | os.PathLike, *, what: str, timeout: float | None = None, show: bool | None = None
+) -> ZooLock:
+    """The lock whose file is `path`: a context manager (and `acquire`/`release`) that waits at most `timeout`
+    seconds (default ZOO_LOCK_TIMEOUT, else forever, saying so on a terminal), reports who holds it, and raises
+    LockError naming the path when it cannot be created. `what` names what it guards in messages. `show`
+    forces the waiting line on (True) or off (False); None prints it when stderr is a terminal."""
+    return ZooLock(path, what=what, timeout=timeout, show=show)
