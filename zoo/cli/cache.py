@@ -101,17 +101,27 @@ def register(sub: Subcommands) -> None:
         results, bad = [], 0
         for f in files:
             state = f.state(rehash=True)
+            deleted = None
             if state == "bad":
                 bad += 1
-                weight_files.discard_if_bad(f.path, f.expected())  # never left where it could be used
+                # Hashed afresh again under the lock before it goes; a read-only cache keeps it (it is still
+                # never used: every load verifies first).
+                deleted = weight_files.discard_if_bad(f.path, f.expected())
             pinned = state == "partial" and args.pin
             if pinned:
                 for w in f.entries:
-                    integrity.pin(w.key, integrity.digest(f.path))
+                    try:
+                        integrity.pin(w.key, integrity.digest(f.path))
+                    except OSError as e:
+                        raise paths.cannot_write(
+                            paths.home() / "pins.json", e, doing="record a pin in"
+                        ) from None
                 state = "ok (pinned)"
-            results.append({"file": f.path.name, "keys": f.keys, "state": state})
+            results.append({"file": f.path.name, "keys": f.keys, "state": state, "deleted": deleted})
         lines = [
-            f"{r['state']:<12} {r['file']}" + (" (deleted)" if r["state"] == "bad" else "") for r in results
+            f"{r['state']:<12} {r['file']}"
+            + {True: " (deleted)", False: " (kept: cannot delete it here)", None: ""}[r["deleted"]]
+            for r in results
         ]
         lines.append(f"{len(results)} files checked, {bad} bad")
         emit(args, results, "\n".join(lines))

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from .. import registry
+from .._common import show_url
 from ..errors import ZooError
 from ..hub.specs import looks_like_spec
 from ..weights import files, manifest
@@ -20,7 +21,7 @@ def _weights_info(w: Weights, default: str | None) -> dict[str, Any]:
         "key": w.key,
         "default": w.key == default,
         "file_name": w.file_name,
-        "urls": list(w.urls),
+        "urls": [show_url(u) for u in w.urls],  # a signed or private URL's query and user part stay hidden
         "sha256": w.sha256,
         "sha256_is_prefix": w.sha256_is_prefix,
         "size": w.size,
@@ -74,11 +75,12 @@ def cmd_info(args: argparse.Namespace) -> int:
     rows = []
     for w in data["weights"]:
         top1 = next((v.get("acc@1") for v in w["metrics"].values()), None)
+        top1 = top1 if isinstance(top1, (int, float)) and not isinstance(top1, bool) else None
         rows.append(
             [
                 w["key"] + (" *" if w["default"] else ""),
                 w["file_name"],
-                f"{w['size'] / 1e6:.1f} MB" if w["size"] else "?",
+                f"{w['size'] / 1e6:.1f} MB" if w["size"] is not None else "?",
                 f"{top1:.2f}" if top1 is not None else "-",
                 "yes" if w["cached"] else "no",
             ]

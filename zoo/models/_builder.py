@@ -16,7 +16,7 @@ from torch.nn.modules.batchnorm import _NormBase
 from torch.nn.modules.instancenorm import _InstanceNorm
 
 from ..devices import resolve_device
-from ..errors import WeightsMismatchError
+from ..errors import InvalidArgumentError, ManifestError, WeightsMismatchError
 from ..weights import manifest
 from ..weights.files import load_state_dict
 from ..weights.manifest import Weights
@@ -47,6 +47,10 @@ def build(
     `num_classes` replaces with a fresh one; `infer_kwargs` reads architecture sizes from a state dict;
     `prepare` adapts legacy key sets; `finish` runs after loading.
     """
+    if num_classes is not None and (
+        not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1
+    ):
+        raise InvalidArgumentError(f"num_classes must be a whole number >= 1, not {num_classes!r}")
     if pretrained and weights is None:
         weights = pretrained_weights(arch)
     resolved = select_weights(arch, weights)
@@ -58,24 +62,61 @@ def build(
             kwargs = {**kwargs, "num_classes": num_classes}
         return make(**kwargs).to(target)
 
+    name = resolved.key if isinstance(resolved, Weights) else str(resolved)
     state_dict = _strip_data_parallel(load_state_dict(resolved, progress=progress))
     if prepare is not None:
         state_dict = prepare(state_dict)
-    found = infer_kwargs(state_dict) if infer_kwargs else {}
+    try:
+        found = infer_kwargs(state_dict) if infer_kwargs else {}
+    except WeightsMismatchError as e:
+        raise WeightsMismatchError(f"weights {name} do not fit {arch}: {e}") from None
     from_manifest = resolved.kwargs if isinstance(resolved, Weights) else {}
+    given = kwargs
     kwargs = {**found, **from_manifest, **kwargs}
-    with torch.device("meta"), _skip_init():
-        model = make(**kwargs)
-    if _has_unsaved_buffers(model):
-        # Non-persistent buffers (position ids, anchors) are not in any file: only a real build makes them.
-        model = make(**kwargs)
-    name = resolved.key if isinstance(resolved, Weights) else str(resolved)
+    try:
+        with torch.device("meta"), _skip_init():
+            model = make(**kwargs)
+        if _has_unsaved_buffers(model):
+            # Non-persistent buffers (position ids, anchors) are not in any file: only a real build makes them.
+            model = make(**kwargs)
+    except _BUILD_ERRORS as e:
+        _blame(e, make, given, from_manifest, found, name, arch)
+        raise
     _assign(model, state_dict, name, arch)
     if finish is not None:
         finish(model)
     if head is not None and num_classes is not None:
         replace_head(model, head, num_classes)
     return model.to(target)
+
+
+_BUILD_ERRORS = (TypeError, ValueError, RuntimeError, ZeroDivisionError, OverflowError)
+
+
+def _blame(
+    error: Exception,
+    make: Callable[..., nn.Module],
+    given: dict[str, Any],
+    from_manifest: dict[str, Any],
+    found: dict[str, Any],
+    name: str,
+    arch: str,
+) -> None:
+    """Raise a ZooError when sizes from the manifest or the file (not the caller's own kwargs) build nothing."""
+    try:
+        with torch.device("meta"), _skip_init():
+            make(**given)
+    except _BUILD_ERRORS:
+        return  # the caller's own arguments fail alone: their error, as torchvision raises it
+    detail = " ".join(str(error).split())[:300]
+    if from_manifest:
+        raise ManifestError(
+            f"weights {name}: the manifest's kwargs {from_manifest!r} do not build {arch}: {detail}"
+        ) from None
+    if found:
+        raise WeightsMismatchError(
+            f"weights {name} do not fit {arch}: the sizes read from the file, {found!r}, build nothing: {detail}"
+        ) from None
 
 
 _INIT_LOCK = threading.Lock()
@@ -138,15 +179,13 @@ def _assign(model: nn.Module, state_dict: StateDict, name: str, arch: str) -> No
     counters = {
         k: torch.tensor(0) for k in expected if k.endswith(".num_batches_tracked") and k not in state_dict
     }
+    what = f"weights {name} do not fit {arch}"
     if plain:  # modules that rename legacy keys themselves are checked by load_state_dict below
-        _check_fit(
-            state_dict.keys() | counters.keys(), state_dict, expected, f"weights {name} do not fit {arch}"
-        )
+        _check_fit(state_dict.keys() | counters.keys(), state_dict, expected, what)
+    _check_dtypes(state_dict, expected, what)
     # assign=True would hand the file's dtype (say fp16) to the model; keep the model's, as copying does.
     fitted = {
-        k: v.to(expected[k].dtype)
-        if k in expected and v.is_floating_point() and v.dtype != expected[k].dtype
-        else v
+        k: v.to(expected[k].dtype) if k in expected and v.dtype != expected[k].dtype else v
         for k, v in state_dict.items()
     }
     fitted = _with_metadata({**fitted, **counters}, state_dict)
@@ -177,6 +216,44 @@ def _check_fit(keys: Any, state_dict: StateDict, expected: StateDict, what: str)
         problems.append(f"shape of {_few(shapes)}")
     if problems:
         raise WeightsMismatchError(f"{what}: {'; '.join(problems)}")
+
+
+def _kind(t: torch.Tensor) -> str:
+    if t.dtype == torch.bool:
+        return "bool"
+    if t.is_complex():
+        return "complex"
+    return "float" if t.is_floating_point() else "integer"
+
+
+def _check_dtypes(state_dict: StateDict, expected: StateDict, what: str) -> None:
+    # A float parameter filled from an integer, bool or complex tensor would either fail deep in torch
+    # ("only floating point tensors can require gradients") or silently truncate; only the precision may
+    # differ (fp16 or bf16 files load into fp32 models).
+    wrong = [
+        f"{k} ({str(v.dtype).removeprefix('torch.')}, model {str(expected[k].dtype).removeprefix('torch.')})"
+        for k, v in state_dict.items()
+        if k in expected and _kind(v) != _kind(expected[k])
+    ]
+    if wrong:
+        raise WeightsMismatchError(f"{what}: dtype of {_few(wrong)}")
+
+
+def tensor_shape(state_dict: StateDict, key: str, rank: int) -> tuple[int, ...] | None:
+    """The shape of `state_dict[key]` for size inference, or None when the key is absent (the fit check
+    then names it). A tensor of another rank, with a zero-sized dimension or not floating point is a
+    WeightsMismatchError naming the key: sizes read from it would build a model that cannot be right."""
+    t = state_dict.get(key)
+    if t is None:
+        return None
+    shape = tuple(t.shape)
+    if len(shape) != rank:
+        raise WeightsMismatchError(f"{key} has shape {shape}, expected {rank} dimensions")
+    if 0 in shape:
+        raise WeightsMismatchError(f"{key} has shape {shape}, with a dimension of size 0")
+    if not t.is_floating_point():
+        raise WeightsMismatchError(f"{key} holds {str(t.dtype).removeprefix('torch.')}, not floating point")
+    return shape
 
 
 # BatchNorm's own loader only adds the step counters handled above; InstanceNorm's only objects to running
@@ -262,7 +339,7 @@ def head_classes(head: str) -> Callable[[StateDict], dict[str, Any]]:
     """An `infer_kwargs` for classifiers: `num_classes` from the head's weight."""
 
     def infer(state_dict: StateDict) -> dict[str, Any]:
-        w = state_dict.get(f"{head}.weight")
-        return {"num_classes": w.shape[0]} if w is not None else {}
+        shape = tensor_shape(state_dict, f"{head}.weight", 2)
+        return {"num_classes": shape[0]} if shape is not None else {}
 
     return infer

@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 
 from ..registry import register_model
-from ._builder import build
+from ._builder import build, tensor_shape
 
 
 class ResidualBlock(nn.Module):
@@ -74,10 +74,12 @@ def _drop_norm_stats(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Ten
 
 
 def _infer(state_dict: dict[str, torch.Tensor]) -> dict[str, Any]:
-    stem, out = state_dict.get("model.1.weight"), state_dict.get("model.26.weight")
+    # Conv2d weights are (out, in, kH, kW): the 7x7 stem (ngf, input_nc, ...), the 7x7 output (output_nc, ngf, ...).
+    stem = tensor_shape(state_dict, "model.1.weight", 4)
+    out = tensor_shape(state_dict, "model.26.weight", 4)
     if stem is None or out is None:
         return {}
-    return {"ngf": stem.shape[0], "input_nc": stem.shape[1], "output_nc": out.shape[0]}
+    return {"ngf": stem[0], "input_nc": stem[1], "output_nc": out[0]}
 
 
 @register_model()

@@ -8,8 +8,9 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from ..errors import WeightsMismatchError
 from ..registry import register_model
-from ._builder import build
+from ._builder import build, tensor_shape
 
 
 class DCGANGenerator(nn.Module):
@@ -64,11 +65,24 @@ class DCGANGenerator(nn.Module):
 
 
 def _infer(state_dict: dict[str, torch.Tensor]) -> dict[str, Any]:
-    fmt, out = state_dict.get("formatLayer.weight"), state_dict.get("main.outlayer.weight")
+    # ConvTranspose2d weights are (in, out, kH, kW): formatLayer (latent_dim, ngf * 2**depth, 4, 4),
+    # outlayer (ngf, out_channels, 4, 4); the upsamplings are main.convTranspose1..depth.
+    fmt = tensor_shape(state_dict, "formatLayer.weight", 4)
+    out = tensor_shape(state_dict, "main.outlayer.weight", 4)
     if fmt is None or out is None:
         return {}
-    depth = sum(1 for k in state_dict if k.startswith("main.convTranspose"))
-    return {"latent_dim": fmt.shape[0], "ngf": out.shape[0], "out_channels": out.shape[1], "depth": depth}
+    depth = 0
+    while f"main.convTranspose{depth + 1}.weight" in state_dict:
+        depth += 1
+    ngf = out[0]
+    # The width doubles at every level below the top, so the file's own widths must agree; checked here,
+    # before a hostile depth (60 levels of tiny tensors) could ask for a 2**60-wide layer.
+    if fmt[1] != ngf * 2**depth:
+        raise WeightsMismatchError(
+            f"formatLayer.weight has {fmt[1]} output channels, but main.outlayer.weight's {ngf} input "
+            f"channels and {depth} main.convTranspose layers need {ngf} * 2**{depth}"
+        )
+    return {"latent_dim": fmt[0], "ngf": ngf, "out_channels": out[1], "depth": depth}
 
 
 @register_model()

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 from ..registry import register_model
-from ._builder import build
+from ._builder import build, tensor_shape
 
 
 def make_mlp(in_features: int = 4, hidden: int = 8, num_classes: int = 3) -> nn.Sequential:
@@ -24,10 +24,12 @@ def make_mlp(in_features: int = 4, hidden: int = 8, num_classes: int = 3) -> nn.
 
 
 def _infer(state_dict: dict[str, torch.Tensor]) -> dict[str, Any]:
-    first, last = state_dict.get("hidden_layer_1.weight"), state_dict.get("output_layer.weight")
+    # Linear weights are (out, in); a file whose two layers disagree on `hidden` is named by the fit check.
+    first = tensor_shape(state_dict, "hidden_layer_1.weight", 2)
+    last = tensor_shape(state_dict, "output_layer.weight", 2)
     if first is None or last is None:
         return {}
-    return {"in_features": first.shape[1], "hidden": first.shape[0], "num_classes": last.shape[0]}
+    return {"in_features": first[1], "hidden": first[0], "num_classes": last[0]}
 
 
 @register_model("custom_model")

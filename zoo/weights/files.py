@@ -3,21 +3,24 @@
 Order: the zoo cache; files bundled with the repo or package; torch's hub cache; `ZOO_WEIGHTS_MIRROR`
 (`{mirror}/{file_name}`, an http(s) or file URL or a folder); then each URL of the entry. Every file is
 checked against the entry's sha256 before it is used; a bad file in the zoo cache is deleted, one found
-elsewhere is passed over.
+elsewhere is passed over. Only a fresh hash condemns a file: a remembered digest (a record in the zoo home,
+which anyone who can write there can change) may clear a file, never get it deleted.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import time
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote, urlsplit, urlunsplit
 
-from ..errors import DownloadError, IntegrityError, WeightsNotFoundError
+from .._common import redact, show_url
+from ..errors import DownloadError, IntegrityError, StorageError, WeightsNotFoundError, ZooError
 from ..store import integrity, paths
 from ..store.download import download, is_offline, is_remote, lock_for
+from . import manifest
 from .manifest import Weights
 
 if TYPE_CHECKING:  # torch loads only when a state dict is read, not for `zoo cache ls`
@@ -49,13 +52,17 @@ def expected_sha256(w: Weights) -> str | None:
 
 
 def mirror_url(w: Weights) -> str | None:
-    """`{ZOO_WEIGHTS_MIRROR}/{file_name}` when a mirror is set."""
+    """`{ZOO_WEIGHTS_MIRROR}/{file_name}` when a mirror is set (a query on the mirror, such as an access
+    token, stays after the path)."""
     mirror = os.environ.get("ZOO_WEIGHTS_MIRROR", "").strip()
     if not mirror:
         return None
     if "://" not in mirror:
         mirror = Path(mirror).expanduser().absolute().as_uri()
-    return f"{mirror.rstrip('/')}/{w.file_name}"
+    parts = urlsplit(mirror)
+    # Quoted, so that a name's `?`, `#` or `%` stays part of the path on an http mirror and a file URL alike.
+    path = f"{parts.path.rstrip('/')}/{quote(w.file_name, safe='')}"
+    return urlunsplit(parts._replace(path=path, fragment=""))
 
 
 def sources(w: Weights) -> list[str]:
@@ -70,17 +77,9 @@ def verified_file(w: Weights, *, progress: bool | None = None, offline: bool | N
     tried: list[str] = []
     zoo_copy = paths.weights_dir() / w.file_name
     for path in candidates(w):
-        if not path.is_file():
-            continue
-        try:
-            integrity.check(path, expected, what=w.key)
-        except IntegrityError as e:
-            tried.append(_after_colon(e))
-            if path == zoo_copy:
-                discard_if_bad(path, expected)
-            continue
-        touch(path)
-        return path
+        if path.is_file() and _usable(path, expected, w.key, tried):
+            touch(path)
+            return path
     offline = is_offline(offline)
     skipped = []
     mismatch = bool(tried)
@@ -93,36 +92,103 @@ def verified_file(w: Weights, *, progress: bool | None = None, offline: bool | N
                 url, zoo_copy, sha256=expected, progress=progress, size=w.size, offline=offline, label=w.key
             )
         except (DownloadError, IntegrityError) as e:
-            tried.append(str(e))
+            tried.append(redact(str(e)))
             mismatch = mismatch or isinstance(e, IntegrityError)
+        except StorageError as e:  # a read-only zoo home, a full disk: the next source cannot do better
+            tried.append(redact(str(e)))
+            break
+        except OSError as e:
+            tried.append(redact(str(paths.cannot_write(zoo_copy, e))))
+            break
     message = _not_found(w, expected, tried, skipped)
     raise IntegrityError(message) if mismatch else WeightsNotFoundError(message)
 
 
-def discard_if_bad(path: Path, expected: str | None) -> bool:
-    """Delete `path` if it does not have the `expected` sha256; True if it was deleted.
-
-    Checked again under the file's lock, since another process may have just put a good copy there.
-    """
-    with lock_for(path):
-        if path.is_file() and not integrity.matches(expected, integrity.digest(path)):
-            integrity.forget(path)
-            path.unlink()
-            return True
+def _usable(path: Path, expected: str | None, what: str, tried: list[str]) -> bool:
+    """Whether the local file `path` has the `expected` sha256; a bad zoo-cache copy is deleted."""
+    try:
+        integrity.check(path, expected, what=what)
+        return True
+    except IntegrityError as e:
+        reason = redact(_after_colon(e))
+    except OSError as e:  # unreadable (permissions, a dangling mount): passed over, never deleted
+        tried.append(f"{path}: cannot read it ({e.strerror or e})")
+        return False
+    # The check may have gone by a remembered digest: judge by a fresh hash before deleting or passing over.
+    own = path.parent == paths.weights_dir()
+    fresh = _rehash_or_discard(path, expected, delete=own)
+    if fresh is not None and integrity.matches(expected, fresh):
+        integrity.warn_if_partial(what, expected)
+        return True
+    tried.append(reason)
     return False
+
+
+def discard_if_bad(path: Path, expected: str | None) -> bool:
+    """Delete `path` if a fresh hash shows it does not have the `expected` sha256; True if it was deleted.
+
+    Hashed again under the file's lock, since another process may have just put a good copy there, and
+    never by a remembered digest, which is no evidence against a file. A read-only cache keeps the file.
+    """
+    if not path.is_file():
+        return False
+    return _rehash_or_discard(path, expected, delete=True) is None and not path.is_file()
+
+
+def _rehash_or_discard(path: Path, expected: str | None, *, delete: bool) -> str | None:
+    """The fresh sha256 of `path`, or None when the file is gone (deleted here for being bad, or vanished)."""
+    lock = lock_for(path) if delete else None
+    if lock is not None:
+        try:
+            lock.acquire()
+        except (OSError, ZooError):  # a read-only cache (or a lock held too long): judged, but kept
+            lock = None
+    try:
+        if not path.is_file():
+            return None
+        try:
+            actual = integrity.digest(path, rehash=True)
+        except OSError:
+            return None
+        if lock is not None and not integrity.matches(expected, actual):
+            integrity.forget(path)
+            with contextlib.suppress(OSError):  # cannot delete (read-only): it is still never used
+                path.unlink()
+                return None
+        return actual
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def touch(path: Path) -> None:
     """Mark a zoo-cache file as used now (its atime), for `zoo cache ls` and least-recently-used pruning."""
     if path.parent != paths.weights_dir():
         return
-    with contextlib.suppress(OSError):  # a read-only cache still serves files
-        os.utime(path, ns=(time.time_ns(), path.stat().st_mtime_ns))
+    # mark_used keeps the remembered digest valid across the utime (which moves the ctime) and leaves a
+    # read-only cache as it is.
+    integrity.mark_used(path)
 
 
 def _after_colon(e: Exception) -> str:
     text = str(e)
     return text.split(": ", 1)[1] if ": " in text else text
+
+
+def _offline_choices(w: Weights) -> str:
+    """What would give a model of `w.arch` without this download: one line of choices."""
+    bundled = [
+        b.key
+        for b in manifest.load().for_arch(w.arch)
+        if b.key != w.key and (bundled_dir() / b.file_name).is_file()
+    ]
+    choices = [f"weights={k!r} (bundled with zoo, needs no network)" for k in bundled]
+    choices += [
+        f"ZOO_WEIGHTS_MIRROR set to a folder or URL holding {w.file_name}",
+        f"`zoo fetch {w.key}` on a machine with network, then copy its {paths.weights_dir()} here",
+        "pretrained=False / weights=None (random weights)",
+    ]
+    return "what works offline: " + "; or ".join(choices)
 
 
 def _not_found(w: Weights, expected: str | None, tried: list[str], skipped: list[str]) -> str:
@@ -132,13 +198,10 @@ def _not_found(w: Weights, expected: str | None, tried: list[str], skipped: list
     if tried:
         lines.append("tried: " + "; ".join(tried))
     if skipped:
-        lines.append(
-            f"offline, so not downloaded from: {', '.join(skipped)}. On a machine with network run "
-            f"`zoo fetch {w.key}` and copy {paths.weights_dir()} here, or set ZOO_WEIGHTS_MIRROR to a "
-            f"folder or URL holding {w.file_name}"
-        )
+        lines.append(f"offline, so not downloaded from: {', '.join(show_url(u) for u in skipped)}")
     elif not sources(w):
         lines.append(f"the entry has no URL: put {w.file_name} into {paths.weights_dir()}")
+    lines.append(_offline_choices(w))
     return "\n".join(lines)
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,12 +37,20 @@ class CachedFile:
         return expected_sha256(self.entries[0]) if self.entries else None
 
     def state(self, *, rehash: bool = False) -> str:
-        """ "ok", "partial" (only a hash prefix is known), "bad", "unchecked" or "unknown" (no entry)."""
+        """ "ok", "partial" (only a hash prefix is known), "bad", "unchecked", "unknown" (no entry) or
+        "unreadable". Only `rehash=True` (a fresh hash) can say "bad": a remembered digest that disagrees is
+        no evidence against the file, so without rehashing it reads "unchecked"."""
         if rehash:
-            st = self.path.stat()
-            digest = integrity.digest(self.path, rehash=True)
-            # Reading the file may move its atime, which is its "last used": put it back.
-            os.utime(self.path, ns=(st.st_atime_ns, st.st_mtime_ns))
+            try:
+                st = self.path.stat()
+                digest = integrity.digest(self.path, rehash=True)
+            except OSError:
+                return "unreadable"
+            # Reading the file may move its atime, which is its "last used": put it back (a read-only cache
+            # keeps it moved), then remember the digest under the stamp the utime leaves.
+            with contextlib.suppress(OSError):
+                os.utime(self.path, ns=(st.st_atime_ns, st.st_mtime_ns))
+                integrity.remember(self.path, digest)
         else:
             digest = integrity.known_digest(self.path)
         expected = self.expected()
@@ -49,7 +59,7 @@ class CachedFile:
         if expected is None:
             return "unknown"
         if not integrity.matches(expected, digest):
-            return "bad"
+            return "bad" if rehash else "unchecked"
         return "ok" if len(expected) == 64 else "partial"
 
 
@@ -63,9 +73,14 @@ def scan() -> list[CachedFile]:
         by_file.setdefault(w.file_name, []).append(w)
     files = []
     for path in folder.iterdir():
-        if not path.is_file() or path.name.endswith(SKIPPED_SUFFIXES):
+        if path.name.endswith(SKIPPED_SUFFIXES) or path.name.startswith("."):  # parts, locks, temporaries
             continue
-        st = path.stat()
+        try:
+            st = path.stat()
+        except OSError:  # removed meanwhile (another prune), or a dangling link
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            continue
         files.append(CachedFile(path, st.st_size, st.st_atime, by_file.get(path.name, [])))
     return sorted(files, key=lambda f: f.last_used, reverse=True)
 
@@ -78,10 +93,16 @@ def find(name: str) -> list[CachedFile]:
 
 
 def remove(f: CachedFile) -> None:
-    """Delete a cached file and what is remembered about it (under its download lock)."""
-    with lock_for(f.path):
-        integrity.forget(f.path)
-        f.path.unlink(missing_ok=True)
+    """Delete a cached file and what is remembered about it (under its download lock).
+
+    A cache that cannot be changed (read-only, not ours) is one ZooError naming the file; nothing is deleted.
+    """
+    try:
+        with lock_for(f.path):
+            f.path.unlink(missing_ok=True)
+            integrity.forget(f.path)
+    except OSError as e:
+        raise paths.cannot_write(f.path, e, doing="remove") from None
 
 
 def prune(max_bytes: int, *, dry_run: bool = False) -> list[CachedFile]:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
+import stat
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -65,7 +67,18 @@ class Weights:
         """The preprocessing that matches these weights (a torchvision preset where there is one)."""
         from . import presets  # torchvision's transforms load only when a preset is asked for
 
-        return presets.build(self.transforms_spec)
+        try:
+            return presets.build(self.transforms_spec)
+        except (KeyError, TypeError, ValueError) as e:  # an unknown preset or argument in the manifest
+            raise ManifestError(
+                f"weights {self.key!r}: the manifest's transforms {self.transforms_spec!r} name no preset "
+                f"zoo can build ({type(e).__name__}: {e})"
+            ) from None
+
+    def __post_init__(self) -> None:
+        # Every path the zoo writes is built from `file_name`: however a Weights was made (a manifest, a
+        # hub repo, by hand), it must not name a place outside the folder it is joined to.
+        check_file_name(self.file_name, f"weights {self.key!r}")
 
     def __repr__(self) -> str:
         return f"Weights({self.key!r}, file={self.file_name!r})"
@@ -77,14 +90,30 @@ def manifest_path() -> Path:
 
 
 def read_raw(path: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Read and validate a manifest file, returning its JSON object."""
+    """Read and validate a manifest file, returning its JSON object.
+
+    Anything that is not a readable JSON object of the schema (a folder, an unreadable or non-UTF-8 file,
+    a list at the top level) is one ManifestError naming the file.
+    """
     path = Path(path) if path is not None else manifest_path()
     try:
-        data = json.loads(path.read_text())
+        if path.is_dir():
+            raise IsADirectoryError
+        if path.exists() and not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the read forever
+            raise ManifestError(f"weights manifest {path} is not a regular file")
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as e:
         raise ManifestError(f"weights manifest not found: {path}") from e
-    except json.JSONDecodeError as e:
-        raise ManifestError(f"weights manifest {path} is not valid JSON: {e}") from e
+    except IsADirectoryError:
+        raise ManifestError(f"weights manifest {path} is a folder, not a JSON file") from None
+    except OSError as e:
+        raise ManifestError(f"cannot read weights manifest {path}: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise ManifestError(f"weights manifest {path} is not UTF-8 text") from None
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise ManifestError(f"weights manifest {path} is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise ManifestError(f"weights manifest {path} holds a JSON {_kind(data)}, not an object")
     version = data.get("schema_version")
     if version != SCHEMA_VERSION:
         raise ManifestError(
@@ -93,6 +122,8 @@ def read_raw(path: str | os.PathLike | None = None) -> dict[str, Any]:
     for key in ("weights", "defaults"):
         if not isinstance(data.get(key), dict):
             raise ManifestError(f"weights manifest {path} has no {key!r} table")
+    if not isinstance(data.get("categories", {}), dict):
+        raise ManifestError(f"weights manifest {path}: 'categories' must be an object of label lists")
     return data
 
 
@@ -108,21 +139,105 @@ def dumps(data: dict[str, Any]) -> str:
     return json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+# A manifest's file names become paths in the zoo cache and URLs on a mirror: only plain names are taken.
+_MAX_NAME = 200  # bytes; file systems stop at 255 and the cache adds `.part` / `.lock` suffixes
+_HEX = re.compile(r"[0-9a-fA-F]+")
+_RESERVED_SUFFIXES = (".part", ".lock", ".tmp")  # the cache's own download parts, locks and temporaries
+
+
+def check_file_name(name: Any, where: str) -> str:
+    """`name` if it is a plain file name (no folder part, `..`, absolute path, control character or
+    reserved suffix), else ManifestError naming `where`."""
+    if not isinstance(name, str) or not name:
+        raise ManifestError(f"{where}: file_name must be a non-empty string, not {name!r}")
+    bad = (
+        "/" in name
+        or "\\" in name
+        or name in (".", "..")
+        or name.startswith(".")
+        or any(ord(c) < 32 or ord(c) == 127 for c in name)
+        or os.path.isabs(name)
+        or ":" in name  # a Windows drive (`C:x`) or stream (`x:y`)
+        or name.endswith(_RESERVED_SUFFIXES)
+        or len(name.encode("utf-8", "surrogatepass")) > _MAX_NAME
+    )
+    if bad:
+        raise ManifestError(
+            f"{where}: file_name {name!r} is not a plain file name (no folders, '..', leading '.', "
+            f"control characters or {'/'.join(_RESERVED_SUFFIXES)} suffix; at most {_MAX_NAME} bytes)"
+        )
+    return name
+
+
+def _kind(value: Any) -> str:
+    return {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number"
+    )
+
+
+def _string_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
 def entry_to_weights(key: str, entry: dict[str, Any], categories: dict[str, list[str]]) -> Weights:
-    """Turn one manifest entry into a `Weights`, resolving a shared category list by name."""
+    """Turn one manifest entry into a `Weights`, resolving a shared category list by name.
+
+    Every field is checked first, so a hostile or broken manifest is one ManifestError naming the key and
+    field, never a KeyError or TypeError later (in `zoo list`, `zoo fetch`, the cache commands, a build).
+    """
+    where = f"weights manifest entry {key!r}"
+
+    def fail(what: str) -> ManifestError:
+        return ManifestError(f"{where}: {what}")
+
+    if not isinstance(entry, dict):
+        raise fail(f"must be an object, not a {_kind(entry)}")
+    arch = entry.get("arch")
+    if not isinstance(arch, str) or not arch or "." in arch:
+        raise fail(f"'arch' must be a model name, not {arch!r}")
+    if not key.startswith(f"{arch}.") or len(key) == len(arch) + 1:
+        raise fail(f"the key must be '{arch}.<tag>' (its arch, a dot and a tag)")
+    file_name = check_file_name(entry.get("file_name"), where)
+    urls = entry.get("urls", [])
+    if not _string_list(urls) or not all(urls):
+        raise fail("'urls' must be a list of URL strings")
+    sha256 = entry.get("sha256")
+    if not isinstance(sha256, str) or not _HEX.fullmatch(sha256) or len(sha256) > 64:
+        raise fail("'sha256' must be hex digits (64, or the known prefix of them)")
+    size = entry.get("size")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+        raise fail(f"'size' must be a whole number of bytes (>= 0) or null, not {size!r}")
     cats = entry.get("categories")
     if isinstance(cats, str):
+        if cats not in categories:
+            raise fail(f"'categories' names the shared list {cats!r}, which the manifest does not have")
         cats = categories[cats]
+        if not _string_list(cats):
+            raise fail("the shared categories it names are not a list of strings")
+    elif cats is not None and not _string_list(cats):
+        raise fail("'categories' must be a list of strings or the name of a shared list")
+    transforms = entry.get("transforms")
+    if transforms is not None and not (
+        isinstance(transforms, dict) and isinstance(transforms.get("preset"), str)
+    ):
+        raise fail("'transforms' must be null or an object with a 'preset' name")
+    for name in ("meta", "kwargs"):
+        if not isinstance(entry.get(name, {}), dict):
+            raise fail(f"{name!r} must be an object")
+    meta = entry.get("meta", {})
+    metrics = meta.get("metrics", {})
+    if not isinstance(metrics, dict) or not all(isinstance(v, dict) for v in metrics.values()):
+        raise fail("'meta.metrics' must map data sets to objects of numbers")
     return Weights(
         key=key,
-        arch=entry["arch"],
-        file_name=entry["file_name"],
-        urls=tuple(entry.get("urls", ())),
-        sha256=entry["sha256"],
-        size=entry.get("size"),
+        arch=arch,
+        file_name=file_name,
+        urls=tuple(urls),
+        sha256=sha256.lower(),
+        size=size,
         categories=list(cats) if cats is not None else None,
-        meta=dict(entry.get("meta", {})),
-        transforms_spec=entry.get("transforms"),
+        meta=dict(meta),
+        transforms_spec=transforms,
         kwargs=dict(entry.get("kwargs", {})),
     )
 
@@ -149,6 +264,16 @@ def _load(path: Path, mtime_ns: int, size: int) -> Manifest:
     raw = read_raw(path)
     cats = raw.get("categories", {})
     weights = {k: entry_to_weights(k, e, cats) for k, e in raw["weights"].items()}
+    for arch, key in raw["defaults"].items():
+        target = weights.get(key) if isinstance(key, str) else None
+        if target is None:
+            raise ManifestError(
+                f"weights manifest {path}: the default of {arch!r} is {key!r}, which is no entry"
+            )
+        if target.arch != arch:
+            raise ManifestError(
+                f"weights manifest {path}: the default of {arch!r} is {key!r}, weights for {target.arch!r}"
+            )
     return Manifest(weights=weights, defaults=dict(raw["defaults"]), path=path)
 
 
@@ -159,6 +284,8 @@ def load(path: str | os.PathLike | None = None) -> Manifest:
         stat = path.stat()
     except FileNotFoundError as e:
         raise ManifestError(f"weights manifest not found: {path}") from e
+    except OSError as e:
+        raise ManifestError(f"cannot read weights manifest {path}: {e.strerror or e}") from None
     return _load(path, stat.st_mtime_ns, stat.st_size)
 
 
