@@ -11,6 +11,7 @@ torch, safetensors and the registry load inside the functions that need them, an
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
 import json
 import keyword
@@ -21,10 +22,11 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from filelock import FileLock
 
-from ._common import write_text_atomic
+from ._common import show_url, write_text_atomic
 from .errors import ZooError
 from .hub.hubconf import declared_dependencies
 from .store import integrity, paths
@@ -158,10 +160,13 @@ def publish(
     key = name if name.startswith(f"{arch}.") else f"{arch}.{name}"
     if not re.fullmatch(r"[A-Za-z0-9_]+\.[A-Za-z0-9_.-]+", key):
         raise ZooError(f"invalid weights name {key!r}: use letters, digits, '_', '-' and '.'")
-    entry_point = hub_entry(key, name, entry) if repo is not None else None  # checked before any write
+    if base_url is not None:
+        _check_base_url(base_url)
+    entry_point = hub_entry(key, name, entry) if repo is not None else None
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest_path = Path(manifest) if manifest is not None else None
+    repo_dir = Path(repo) if repo is not None else None
 
     kwargs = dict(kwargs or {})
     if card.get("num_classes") and "num_classes" not in kwargs:
@@ -170,59 +175,201 @@ def publish(
         json.dumps(kwargs, allow_nan=False)
     except (TypeError, ValueError):
         raise ZooError(f"kwargs must be plain JSON data (numbers, strings, lists), not {kwargs!r}") from None
+    _check_plain(meta or {}, "meta")
+    _check_plain(categories or [], "categories")
 
     cats = list(categories or card.get("categories") or []) or None
     embedded = _embedded_card(key, arch, kwargs, cats, card, meta)
-    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+
+    # Everything that can be refused is checked before the first write, so a refusal leaves no file behind.
+    _check_target_dir(out_dir, "--out-dir")
+    if manifest_path is not None:
+        _check_manifest(manifest_path)
+    if repo_dir is not None:
+        _check_target_dir(repo_dir, "--repo")
+        _check_manifest(repo_dir / "weights_manifest.json")
+        _current_hubconf(repo_dir, entry_point, key)  # parses, no clash, declares zoo
+
+    # Staged in the zoo home, not in out_dir: weights that do not build `arch` leave nothing there.
+    staging = paths.make_dirs(paths.home() / "tmp")
+    with tempfile.TemporaryDirectory(dir=staging, prefix="publish-") as tmp:
         staged = Path(tmp) / "staged.safetensors"
         save_file(tensors, str(staged), metadata=cards.metadata(embedded))  # the card travels with the file
         model = registry.get_model(arch, weights=staged, device="cpu")  # fails early if they don't fit
         digest = integrity.sha256_file(staged)
         file_name = f"{key.replace('.', '-')}-{digest[:8]}.safetensors"
         target = out_dir / file_name
-        _place(staged, target, digest)
+        record: dict[str, Any] = {
+            "arch": arch,
+            "file_name": file_name,
+            "urls": [f"{base_url.rstrip('/')}/{file_name}"] if base_url else [],
+            "sha256": digest,
+            "size": staged.stat().st_size,
+            "kwargs": kwargs,
+            "meta": {
+                "num_params": sum(p.numel() for p in model.parameters()),
+                **_card_meta(card),
+                **_grouped_metrics(meta or {}),
+            },
+        }
+        if cats:
+            record["categories"] = cats
+        if card.get("transforms"):
+            record["transforms"] = card["transforms"]
+        _check_plain(record, "the manifest entry")
+        weights = entry_to_weights(key, record, {})  # categories are inline here
+        if repo_dir is not None:  # the new hubconf must parse: refused here, before any write
+            _hubconf_text(repo_dir, weights, entry_point)
+        for existing in (target, *([repo_dir / "weights" / file_name] if repo_dir is not None else [])):
+            _check_same_content(existing, digest)
 
-    record: dict[str, Any] = {
-        "arch": arch,
-        "file_name": file_name,
-        "urls": [f"{base_url.rstrip('/')}/{file_name}"] if base_url else [],
-        "sha256": digest,
-        "size": target.stat().st_size,
-        "kwargs": kwargs,
-        "meta": {
-            "num_params": sum(p.numel() for p in model.parameters()),
-            **_card_meta(card),
-            **(meta or {}),
-        },
-    }
-    if cats:
-        record["categories"] = cats
-    if card.get("transforms"):
-        record["transforms"] = card["transforms"]
-    if manifest is not None:
-        _update_manifest(Path(manifest), key, record, default)
-    weights = entry_to_weights(key, record, {})  # categories are inline here
-    if repo is not None:
-        write_hub_entry(Path(repo), weights, target, entry_point)
-        _update_manifest(Path(repo) / "weights_manifest.json", key, record, default)
+        undo = _Undo()
+        try:
+            undo.make_dirs(out_dir)
+            undo.install(staged, target, digest)
+            if manifest_path is not None:
+                undo.keep(manifest_path)
+                _update_manifest(manifest_path, key, record, default)
+            if repo_dir is not None:
+                undo.make_dirs(repo_dir / "weights")
+                undo.install(staged, repo_dir / "weights" / file_name, digest)
+                with _lock(repo_dir / "hubconf.py"):
+                    undo.keep(repo_dir / "hubconf.py")
+                    write_text_atomic(repo_dir / "hubconf.py", _hubconf_text(repo_dir, weights, entry_point))
+                undo.keep(repo_dir / "weights_manifest.json")
+                _update_manifest(repo_dir / "weights_manifest.json", key, record, default)
+        except BaseException as e:
+            undo.roll_back()
+            if isinstance(e, OSError):
+                raise paths.cannot_write(e.filename or out_dir, e) from None
+            raise
     return weights
 
 
-def _place(staged: Path, target: Path, digest: str) -> None:
-    """Move `staged` to `target`, readable by others; an existing target must already hold these bytes."""
-    if target.exists():
-        actual = integrity.sha256_file(target)
+def _check_base_url(base_url: str) -> None:
+    """A published manifest is public: a base URL carrying a user:password or a query is refused."""
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https", "file") or "@" in parts.netloc or parts.query or parts.fragment:
+        raise ZooError(
+            f"--base-url {show_url(base_url)}: give a plain http(s) or file URL of the folder, without "
+            "credentials or a query (the manifest that records it is public)"
+        )
+
+
+def _check_plain(value: Any, what: str) -> None:
+    """Refuse data that the manifest (UTF-8 JSON) cannot hold: objects, NaN, text that is not Unicode."""
+    try:
+        json.dumps(value, allow_nan=False, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ZooError(
+            f"{what} holds text that is not valid Unicode (bytes of a non-UTF-8 file or folder name?); "
+            "rename it, or give it as plain text"
+        ) from None
+    except (TypeError, ValueError) as e:
+        raise ZooError(f"{what} must be plain JSON data (numbers, strings, lists, objects): {e}") from None
+
+
+def _check_target_dir(folder: Path, what: str) -> None:
+    """Refuse a folder that cannot be created or written (under a file, read-only), before any write."""
+    existing = folder
+    while not os.path.lexists(existing) and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ZooError(f"{what} {folder}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ZooError(f"{what} {folder}: {existing} is not writable")
+
+
+def _check_manifest(path: Path) -> None:
+    """A manifest to update must be a readable manifest (or not exist yet) in a writable folder."""
+    if os.path.lexists(path):
+        manifest.read_raw(path)  # ManifestError for a folder, bad JSON, another schema
+        if not os.access(path.parent, os.W_OK | os.X_OK):
+            raise ZooError(f"manifest {path}: its folder is not writable (it is replaced by a rename)")
+    else:
+        _check_target_dir(path.parent, "manifest folder of")
+
+
+def _check_same_content(path: Path, digest: str) -> None:
+    if path.exists() or os.path.islink(path):
+        actual = integrity.sha256_file(path) if path.is_file() else "(not a regular file)"
         if actual != digest:
             raise ZooError(
-                f"{target} exists with other content (sha256 {actual}, expected {digest}); "
+                f"{path} exists with other content (sha256 {actual}, expected {digest}); "
                 "published files are never overwritten: move it away first"
             )
-    else:
+
+
+class _Undo:
+    """What a publish has written so far, so a failure midway puts every file back as it was."""
+
+    def __init__(self) -> None:
+        self._steps: list[Any] = []
+        self._seen: set[Path] = set()
+
+    def make_dirs(self, folder: Path) -> None:
+        missing = []
+        p = folder
+        while not os.path.lexists(p) and p != p.parent:
+            missing.append(p)
+            p = p.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        for d in missing:  # innermost first: removed in that order if still empty
+            self._steps.append(lambda d=d: d.rmdir())
+
+    def keep(self, path: Path) -> None:
+        """Remember `path`'s bytes (or its absence) to restore them on failure."""
+        if path in self._seen:
+            return
+        self._seen.add(path)
+        if path.is_file():
+            old = path.read_bytes()
+            self._steps.append(lambda: _restore(path, old))
+        else:
+            self._steps.append(lambda: path.unlink(missing_ok=True))
+
+    def install(self, staged: Path, target: Path, digest: str) -> None:
+        if target.exists():  # same bytes (checked before any write): published before, nothing to do
+            integrity.remember(target, digest)
+            return
+        self._seen.add(target)
+        self._steps.append(lambda: target.unlink(missing_ok=True))
+        _copy_into_place(staged, target)
+        integrity.remember(target, digest)
+
+    def roll_back(self) -> None:
+        for step in reversed(self._steps):
+            with contextlib.suppress(OSError):
+                step()
+        manifest.load.cache_clear()
+
+
+def _restore(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _copy_into_place(staged: Path, target: Path) -> None:
+    """Copy `staged` beside `target` under a private name, make it readable by others, rename it in."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        shutil.copyfile(staged, tmp)
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(staged, 0o644 & ~umask)  # safetensors writes 0600; a web server must be able to serve it
-        os.replace(staged, target)
-    integrity.remember(target, digest)
+        os.chmod(tmp, 0o644 & ~umask)  # a web server must be able to serve it
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _embedded_card(
@@ -248,6 +395,19 @@ def _embedded_card(
         if (meta or {}).get(field):
             embedded[field] = meta[field]
     return json.loads(json.dumps(embedded, allow_nan=False))  # plain JSON, refused early otherwise
+
+
+def _grouped_metrics(meta: dict[str, Any]) -> dict[str, Any]:
+    """`meta` with flat metrics (`{"acc": 0.97}`, as --metric gives them) grouped under their data set
+    (`meta["dataset"]`, else "validation"): the manifest maps data sets to their metrics."""
+    metrics = meta.get("metrics")
+    if not isinstance(metrics, dict) or all(isinstance(v, dict) for v in metrics.values()):
+        return meta
+    grouped = {k: v for k, v in metrics.items() if isinstance(v, dict)}
+    flat = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
+    dataset = meta.get("dataset") if isinstance(meta.get("dataset"), str) else "validation"
+    grouped[dataset] = {**grouped.get(dataset, {}), **flat}
+    return {**meta, "metrics": grouped}
 
 
 def _card_meta(card: dict[str, Any]) -> dict[str, Any]:
@@ -287,21 +447,52 @@ def _update_manifest(path: Path, key: str, entry: dict[str, Any], default: bool 
 
 def write_hub_entry(repo: Path, weights: Weights, weight_file: Path, entry: str | None = None) -> Path:
     """Make `repo` a hub repo with an entry point `entry` (default: named after `weights.key`) that loads
-    `weight_file`."""
-    repo.mkdir(parents=True, exist_ok=True)
+    `weight_file`. The hubconf is checked (parses, no clash, declares zoo) before anything is written."""
+    entry = entry or entry_name(weights.key)
+    _check_target_dir(repo, "repo")
     with _lock(repo / "hubconf.py"):
-        return _write_hub_entry(repo, weights, weight_file, entry or entry_name(weights.key))
+        text = _hubconf_text(repo, weights, entry)
+        target = repo / "weights" / weights.file_name
+        _check_same_content(target, weights.sha256)
+        undo = _Undo()
+        try:
+            undo.make_dirs(repo / "weights")
+            undo.install(Path(weight_file), target, weights.sha256)
+            write_text_atomic(repo / "hubconf.py", text)
+        except BaseException:
+            undo.roll_back()
+            raise
+    return repo / "hubconf.py"
 
 
-def _write_hub_entry(repo: Path, weights: Weights, weight_file: Path, entry: str) -> Path:
-    (repo / "weights").mkdir(exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=repo / "weights") as tmp:
-        staged = Path(tmp) / weights.file_name
-        shutil.copyfile(weight_file, staged)
-        _place(staged, repo / "weights" / weights.file_name, weights.sha256)
+def _current_hubconf(repo: Path, entry: str, key: str) -> str:
+    """The repo's hubconf text (a new header when there is none), refused when it cannot take the entry."""
+    hubconf = repo / "hubconf.py"
+    if not os.path.lexists(hubconf):
+        return HUBCONF_HEADER
+    try:
+        text = hubconf.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ZooError(f"{hubconf} is not UTF-8 text; hubconf unchanged") from None
+    except OSError as e:
+        raise ZooError(f"cannot read {hubconf}: {e.strerror or e}") from None
+    try:
+        ast.parse(text)
+    except (SyntaxError, ValueError) as e:
+        raise ZooError(
+            f"{hubconf} is not valid Python ({getattr(e, 'msg', e)}); fix it first, hubconf unchanged"
+        ) from None
+    _check_hubconf(hubconf, text, entry, key)
+    return text
+
+
+def _hubconf_text(repo: Path, weights: Weights, entry: str) -> str:
+    """The repo's hubconf with the entry point for `weights` added or replaced; parsed before it is used."""
+    text = _current_hubconf(repo, entry, weights.key)
     summary = str(weights.meta.get("docs") or f"{weights.arch} with the published weights {weights.key}")
-    # Escaped for a triple-quoted docstring; the result is parsed before it replaces the hubconf.
+    # Escaped for a triple-quoted docstring (and non-Unicode text as escapes); the result is parsed below.
     summary = summary.rstrip(".").replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    summary = summary.encode("utf-8", "backslashreplace").decode("utf-8")
     marker = f"# --- zoo publish: {entry} ({weights.key}) ---"
     block = f'''
 
@@ -321,9 +512,6 @@ def {entry}(pretrained: bool = True, **kwargs):
     )
 # --- end: {entry} ---
 '''
-    hubconf = repo / "hubconf.py"
-    text = hubconf.read_text() if hubconf.exists() else HUBCONF_HEADER
-    _check_hubconf(hubconf, text, entry, weights.key)
     pattern = re.compile(rf"\n\n# --- zoo publish: {entry} \(.*?\) ---\n.*?# --- end: {entry} ---\n", re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text + block
     try:
@@ -332,8 +520,7 @@ def {entry}(pretrained: bool = True, **kwargs):
         raise ZooError(
             f"the entry point for {weights.key} would not be valid Python ({e.msg}); hubconf unchanged"
         ) from None
-    write_text_atomic(hubconf, text)
-    return hubconf
+    return text
 
 
 def _check_hubconf(hubconf: Path, text: str, entry: str, key: str) -> None:
@@ -341,7 +528,11 @@ def _check_hubconf(hubconf: Path, text: str, entry: str, key: str) -> None:
     own = re.search(rf"^# --- zoo publish: {entry} \((.*?)\) ---$", text, re.M)
     if own and own.group(1) != key:
         raise ZooError(f"{hubconf}: entry point {entry} already serves {own.group(1)}; choose another name")
-    if not own and re.search(rf"^(def|class) {entry}\b|^{entry}\s*=", text, re.M):
+    if not own and re.search(
+        rf"^(def|class|async def) {entry}\b|^{entry}\s*[:=]|^import .*\b{entry}\b|^from .* import .*\b{entry}\b",
+        text,
+        re.M,
+    ):
         raise ZooError(f"{hubconf} already defines {entry}; choose another name")
     if hubconf.exists():
         deps = declared_dependencies(hubconf.parent)

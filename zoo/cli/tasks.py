@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,28 @@ def positive(text: str) -> int:
     return value
 
 
+def non_negative(text: str) -> int:
+    """argparse type: an integer of at least 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, not {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number above 0 (nan, inf and negative learning rates are usage errors)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, not {text}")
+    return value
+
+
 def _weights(value: str) -> Any:
     return None if value.lower() == "none" else value
 
@@ -37,7 +61,7 @@ def _report(errors: list[ImageError]) -> None:
 
 def cmd_classify(args: argparse.Namespace) -> int:
     from ..tasks import Classifier  # torch and torchvision load only for the commands that need them
-    from ..tasks.images import find_images
+    from ..tasks.images import find_images, show_path
 
     paths, errors = find_images(args.inputs)
     if not args.json:
@@ -57,13 +81,17 @@ def cmd_classify(args: argparse.Namespace) -> int:
                 if not args.json:
                     _report([outcome])
                 continue
+            shown = show_path(path)  # a file name that is not UTF-8 must not crash print() or JSON readers
             results.append(
-                {"path": str(path), "predictions": [{"label": lb, "percent": p} for lb, p in outcome]}
+                {
+                    "path": shown,
+                    "predictions": [{"label": show_path(lb), "percent": p} for lb, p in outcome],
+                }
             )
             if not args.json:
-                print(path)
+                print(shown)
                 for label, percent in outcome:
-                    print(f"  {label} {percent:.2f}")
+                    print(f"  {show_path(label)} {percent:.2f}")
     if args.json:
         print(json.dumps({"results": results, "errors": [str(e) for e in errors]}, indent=2))
     return 1 if errors else 0
@@ -71,29 +99,70 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 def cmd_translate(args: argparse.Namespace) -> int:
     from ..tasks import Translator
-    from ..tasks.images import find_images
+    from ..tasks.images import find_images, show_path
+    from ..tasks.outputs import (
+        check_output_dir,
+        file_ids,
+        image_format,
+        is_one_of,
+        make_output_dir,
+        refuse_existing,
+        write_atomic,
+    )
 
     paths, errors = find_images(args.inputs)
     out = Path(args.output)
-    single_file = out.suffix.lower() in SAVE_SUFFIXES
-    if single_file and len(paths) > 1:
-        raise ZooError(f"-o {out} is a file name, but {len(paths)} images were found; pass a folder")
-    written = []
+    single_file = out.suffix.lower() in SAVE_SUFFIXES and not out.is_dir()
+    # Everything about the output is checked before the model loads: a refusal writes nothing.
+    inputs = file_ids([*paths, *(p for p in args.inputs if Path(p).is_dir())])
+    if is_one_of(out, inputs):
+        raise ZooError(
+            f"-o {show_path(out)} is one of the inputs; choose another {_file_or_folder(single_file)}"
+        )
+    if single_file:
+        if len(paths) > 1:
+            raise ZooError(
+                f"-o {show_path(out)} is a file name, but {len(paths)} images were found; pass a folder"
+            )
+        image_format(out)
+        refuse_existing(out, args.overwrite, "-o")
+        check_output_dir(out.parent)
+    else:
+        check_output_dir(out)
+    written: list[dict[str, Any]] = []
     if paths:
         translator = Translator(args.model, _weights(args.weights), device=args.device, size=args.size)
-        if not single_file:
-            out.mkdir(parents=True, exist_ok=True)
+        if single_file:
+            make_output_dir(out.parent)
+        else:
+            make_output_dir(out)
         for path in paths:
+            target = out if single_file else _unused(out / f"{path.stem}.png", written)
             try:
+                if is_one_of(target, inputs):  # pics/x.png translated into pics/: never over an input
+                    raise ImageError(
+                        f"{show_path(path)}: its output {show_path(target)} would replace an input; "
+                        "choose another -o"
+                    )
+                if os.path.lexists(target) and not args.overwrite:
+                    raise ImageError(
+                        f"{show_path(path)}: its output {show_path(target)} already exists; "
+                        "pass --overwrite to replace it"
+                    )
                 image = translator(path)
+                fmt = image_format(target)
+                write_atomic(
+                    target, lambda tmp, im=image, f=fmt: im.save(tmp, format=f), overwrite=args.overwrite
+                )
             except ImageError as e:
                 errors.append(e)
                 continue
-            target = out if single_file else _unused(out / f"{path.stem}.png", written)
-            image.save(target)
-            written.append({"input": str(path), "output": str(target), "size": list(image.size)})
+            except ZooError as e:  # the output could not be written: report it with its input, go on
+                errors.append(ImageError(f"{show_path(path)}: {e}"))
+                continue
+            written.append({"input": show_path(path), "output": show_path(target), "size": list(image.size)})
             if not args.json:
-                print(f"{path} -> {target} ({image.width}x{image.height})")
+                print(f"{show_path(path)} -> {show_path(target)} ({image.width}x{image.height})")
     if not args.json:
         _report(errors)
     else:
@@ -101,12 +170,18 @@ def cmd_translate(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
+def _file_or_folder(single_file: bool) -> str:
+    return "file" if single_file else "folder"
+
+
 def _unused(target: Path, written: list[dict[str, Any]]) -> Path:
     # Two inputs with one stem (a/x.jpg, b/x.png) must not overwrite each other's output.
+    from ..tasks.images import show_path
+
     taken = {w["output"] for w in written}
     n = 1
     candidate = target
-    while str(candidate) in taken:
+    while show_path(candidate) in taken:
         n += 1
         candidate = target.with_name(f"{target.stem}-{n}{target.suffix}")
     return candidate
@@ -114,19 +189,23 @@ def _unused(target: Path, written: list[dict[str, Any]]) -> Path:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from ..tasks import generate, save_grid
+    from ..tasks.images import show_path
+    from ..tasks.outputs import check_output_dir, make_output_dir, refuse_existing
 
     out = Path(args.output)
     if out.suffix.lower() not in SAVE_SUFFIXES:
-        raise ZooError(f"-o {out}: give an image file name ending in one of {', '.join(SAVE_SUFFIXES)}")
-    if args.n < 1:
-        raise ZooError("-n must be at least 1")
+        raise ZooError(
+            f"-o {show_path(out)}: give an image file name ending in one of {', '.join(SAVE_SUFFIXES)}"
+        )
+    refuse_existing(out, args.overwrite, "-o")  # before the model loads: a refusal costs nothing
+    check_output_dir(out.parent)
     images = generate(
         args.n, model=args.model, weights=_weights(args.weights), device=args.device, seed=args.seed
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_grid(images, out, nrow=args.nrow)
-    info = {"output": str(out), "n": args.n, "image_size": list(images.shape[1:]), "seed": args.seed}
-    print(json.dumps(info, indent=2) if args.json else f"wrote {args.n} images to {out}")
+    make_output_dir(out.parent)
+    save_grid(images, out, nrow=args.nrow, overwrite=args.overwrite)
+    info = {"output": show_path(out), "n": args.n, "image_size": list(images.shape[1:]), "seed": args.seed}
+    print(json.dumps(info, indent=2) if args.json else f"wrote {args.n} images to {show_path(out)}")
     return 0
 
 
@@ -148,6 +227,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         device=args.device,
         seed=args.seed,
         workers=args.workers,
+        overwrite=args.overwrite,
         log=log,
     )
     if args.json:
@@ -193,6 +273,12 @@ def register(sub: Subcommands) -> None:
     p.add_argument(
         "--size", type=positive, default=256, help="shorter side of the input, as in the book (256)"
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace output files that already exist (an input is never replaced; -o may not be an "
+        "input file or folder)",
+    )
 
     p = add("generate", cmd_generate, "generate images from noise and save them as a grid")
     p.add_argument("-n", type=positive, default=64, help="number of images")
@@ -204,6 +290,7 @@ def register(sub: Subcommands) -> None:
     p.add_argument("--weights", default="DEFAULT")
     p.add_argument("--nrow", type=positive, default=8, help="images per row")
     p.add_argument("--seed", type=int, help="the same seed gives the same grid")
+    p.add_argument("--overwrite", action="store_true", help="replace the -o file if it exists")
 
     p = add("finetune", cmd_finetune, "fine-tune a classifier on an ImageFolder (one sub-folder per class)")
     p.add_argument("data_dir", metavar="DATA_DIR")
@@ -215,11 +302,20 @@ def register(sub: Subcommands) -> None:
     p.add_argument("--weights", default="DEFAULT", help="pretrained weights to start from, or none")
     p.add_argument("--epochs", type=positive, default=5)
     p.add_argument("--freeze-backbone", action="store_true", help="train only the new head")
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=positive_float, default=1e-3)
     p.add_argument("--batch-size", type=positive, default=32)
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument(
         "--image-size", type=positive, help="crop size instead of the preset's (smaller is faster)"
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, help="data-loading processes (default: up to 4)")
+    p.add_argument(
+        "--workers",
+        type=non_negative,
+        help="data-loading processes, 0 to load in this one (default: up to 4)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace model.safetensors and model.json in -o if they exist from an earlier run",
+    )

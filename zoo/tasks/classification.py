@@ -17,7 +17,7 @@ from ..errors import ImageError, InvalidArgumentError
 from ..weights import cards, manifest, presets
 from ..weights.manifest import Weights
 from ..weights.selection import local_file, select_weights
-from .images import open_image, to_rgb
+from .images import check_resizable, open_image, prepare_error, to_rgb
 from .prefetch import prefetch
 
 CPU_CHUNK = 4
@@ -166,11 +166,16 @@ class Classifier:
 
     def prepare(self, image: ImageInput) -> torch.Tensor:
         """One image (a path or a PIL image) as the model's normalised input tensor (C, H, W)."""
+        min_side = self.transform.resize_size[0]
         if isinstance(image, Image.Image):
+            check_resizable(image.size, min_side, "the image")
             pil = to_rgb(image)
         else:
-            pil = open_image(image, min_side=self.transform.resize_size[0])
-        return self.transform(pil)
+            pil = open_image(image, min_side=min_side)
+        try:
+            return self.transform(pil)
+        except Exception as e:  # one image's oddity (a mode, a size) must not stop the batch
+            raise prepare_error(image, e) from None
 
     @torch.inference_mode()
     def predict(self, batch: torch.Tensor, topk: int) -> list[Prediction]:

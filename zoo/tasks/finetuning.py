@@ -12,27 +12,32 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image
 from safetensors.torch import save_file
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 from torchvision.datasets import ImageFolder
 from torchvision.transforms._presets import ImageClassification
 from tqdm.auto import tqdm
 
 from .. import registry
-from .._common import write_text_atomic
 from ..devices import resolve_device
-from ..errors import InvalidArgumentError
+from ..errors import ImageError, InvalidArgumentError
 from ..weights import cards, presets
 from ..weights.manifest import Weights
 from ..weights.selection import select_weights
 from .classification import choose_model, head_of
-from .images import IMAGE_SUFFIXES, open_image
+from .images import IMAGE_SUFFIXES, open_image, prepare_error, show_path
+from .outputs import check_output_dir, make_output_dir, refuse_existing, write_atomic
+
+# The files a run writes into its output folder (replaced only with overwrite=True).
+OUTPUT_FILES = ("model.safetensors", "model.json")
+# A crop side beyond any classifier's training size; a typo like 22400 would otherwise allocate gigabytes.
+MAX_IMAGE_SIZE = 2048
 
 
 class _Transformed(Dataset):
@@ -47,9 +52,20 @@ class _Transformed(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int] | None:
         path, label = self.samples[i]
-        return self.transform(open_image(path)), label
+        try:
+            return self.transform(open_image(path)), label
+        except ImageError:  # changed on disk since it was checked: dropped by _collate, not the whole run
+            return None
+        except Exception as e:
+            raise prepare_error(path, e) from None
+
+
+def _collate(batch: list[tuple[torch.Tensor, int] | None]) -> Any:
+    """default_collate without the samples that could not be read (None when none could)."""
+    kept = [b for b in batch if b is not None]
+    return default_collate(kept) if kept else None
 
 
 def split_indices(targets: list[int], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -84,8 +100,10 @@ def _run_epoch(
         torch.set_grad_enabled(optimizer is not None),
         tqdm(loader, disable=not show, desc=desc, leave=False) as bar,
     ):
-        for x, y in bar:
-            x, y = x.to(device), y.to(device)
+        for batch in bar:
+            if batch is None:
+                continue
+            x, y = batch[0].to(device), batch[1].to(device)
             logits = model(x)
             if isinstance(logits, tuple):  # GoogLeNet's auxiliary outputs in training mode
                 logits = logits[0]
@@ -116,6 +134,7 @@ def finetune(
     seed: int = 0,
     workers: int | None = None,
     progress: bool | None = None,
+    overwrite: bool = False,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Fine-tune `model` on the ImageFolder `data_dir` (one sub-folder per class) and save the best epoch.
@@ -125,27 +144,63 @@ def finetune(
     architecture a local `weights` file's card records, else resnet18. `weights=None` trains from scratch;
     `freeze_backbone` trains only the new head; `image_size` overrides the preset's crop size (smaller is
     faster). Prints one line per epoch.
+
+    Everything is checked before training: files that are not readable images are skipped (and listed);
+    a class folder left without one, fewer than two classes, or an output folder inside `data_dir` is an
+    InvalidArgumentError. Existing `model.safetensors`/`model.json` in `out_dir` are kept (an error) unless
+    `overwrite`; both are written atomically. Class folder names that are not UTF-8 are recorded with
+    `\\xNN` escapes.
     """
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     if not data_dir.is_dir():
         raise InvalidArgumentError(
-            f"{data_dir}: no such folder (expected one sub-folder of images per class)"
+            f"{show_path(data_dir)}: no such folder (expected one sub-folder of images per class)"
         )
     if epochs < 1 or batch_size < 1 or not 0 <= val_fraction < 1:
         raise InvalidArgumentError(
             "epochs and batch size must be at least 1, and the validation fraction in [0, 1)"
         )
+    if not (math.isfinite(lr) and lr > 0):
+        raise InvalidArgumentError(f"lr must be a finite number above 0, not {lr}")
+    if workers is not None and workers < 0:
+        raise InvalidArgumentError(f"workers must be at least 0, not {workers}")
+    if image_size is not None and not 16 <= image_size <= MAX_IMAGE_SIZE:
+        raise InvalidArgumentError(f"image_size must be from 16 to {MAX_IMAGE_SIZE} pixels, not {image_size}")
+    _check_out_dir(data_dir, out_dir, overwrite)
     torch.manual_seed(seed)
     target = resolve_device(device)
     arch, start_card = choose_model(model, weights, "resnet18")
     resolved = select_weights(arch, weights)
+
+    # The starting weights' preprocessing: a manifest entry's preset, or a local file's card's.
+    if isinstance(resolved, Weights):
+        preset = resolved.transforms()
+    else:
+        preset = presets.build(start_card.get("transforms"))
+    if not isinstance(preset, ImageClassification):
+        preset = ImageClassification(crop_size=224)
+    if image_size:
+        preset = ImageClassification(
+            crop_size=image_size, resize_size=round(image_size * preset.resize_size[0] / preset.crop_size[0])
+        )
+
     folder = _image_folder(data_dir)
-    unreadable = [p for p, _ in folder.samples if not _identifies(p)]
+    unreadable = _unreadable([p for p, _ in folder.samples], preset.resize_size[0])
     if unreadable:
-        log(f"skipping {len(unreadable)} file(s) that are not images: {', '.join(unreadable[:5])}")
-        kept = [(p, t) for p, t in folder.samples if p not in set(unreadable)]
+        shown = "; ".join(str(e) for e in unreadable.values())
+        log(f"skipping {len(unreadable)} file(s) that are not images: {_shorten(shown)}")
+        kept = [(p, t) for p, t in folder.samples if p not in unreadable]
         folder.samples, folder.targets = kept, [t for _, t in kept]
-    classes = folder.classes
+    classes = _class_names(folder)
+    # The whole dataset is checked before the model is built or a file written: a class the head would
+    # have but no image could teach is an error, not a silently useless output.
+    present = set(folder.targets)
+    empty = [name for i, name in enumerate(classes) if i not in present]
+    if empty:
+        raise InvalidArgumentError(
+            f"{show_path(data_dir)}: no readable image in the class folder(s) {', '.join(empty)}; "
+            "add images or remove the folder(s)"
+        )
     # GoogLeNet: the input transform its ImageNet weights expect, used from scratch too, because a saved
     # checkpoint is reloaded with it; no auxiliary heads (their outputs would only be thrown away).
     arch_kwargs = {"transform_input": True, "aux_logits": False} if arch == "googlenet" else {}
@@ -159,23 +214,13 @@ def finetune(
             p.requires_grad_(True)
         frozen = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
-    # The starting weights' preprocessing: a manifest entry's preset, or a local file's card's.
-    if isinstance(resolved, Weights):
-        preset = resolved.transforms()
-    else:
-        preset = presets.build(start_card.get("transforms"))
-    if not isinstance(preset, ImageClassification):
-        preset = ImageClassification(crop_size=224)
-    if image_size:
-        preset = ImageClassification(
-            crop_size=image_size, resize_size=round(image_size * preset.resize_size[0] / preset.crop_size[0])
-        )
     train_idx, val_idx = split_indices(folder.targets, val_fraction, seed)
     workers = min(4, os.cpu_count() or 1) if workers is None else workers
     loader_args = {
         "batch_size": batch_size,
         "num_workers": workers,
         "pin_memory": target.type == "cuda",
+        "collate_fn": _collate,
         "persistent_workers": workers > 0,  # not restarted every epoch
     }
     train_loader = DataLoader(
@@ -195,9 +240,9 @@ def finetune(
         "freeze_backbone": freeze_backbone,
         "val_fraction": val_fraction,
         "seed": seed,
-        "data_dir": str(data_dir),
+        "data_dir": show_path(data_dir),
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_output_dir(out_dir)
     best: dict[str, Any] | None = None
     history = []
     log(
@@ -230,13 +275,15 @@ def finetune(
             best = {"score": score, **row}
             # Written with every new best, so weights and card never disagree, even after an interruption.
             card = _finite(_card(arch, classes, resolved, best, history, preset, settings))
-            _save(net, out_dir / "model.safetensors", card)
-            _write_json(out_dir / "model.json", card)
+            # Replaced freely once this run has written them; before that, only with overwrite.
+            _save(net, out_dir / "model.safetensors", card, overwrite or epoch > 1)
+            _write_json(out_dir / "model.json", card, overwrite or epoch > 1)
     assert best is not None
     card = _finite(_card(arch, classes, resolved, best, history, preset, settings))
-    _write_json(out_dir / "model.json", card)
+    _write_json(out_dir / "model.json", card, True)
     log(
-        f"best epoch {best['epoch']} (val acc {best['val_acc']:.4f}) saved to {out_dir / 'model.safetensors'}"
+        f"best epoch {best['epoch']} (val acc {best['val_acc']:.4f}) saved to "
+        f"{show_path(out_dir / 'model.safetensors')}"
     )
     return card
 
@@ -268,17 +315,56 @@ def _card(
     }
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
+def _write_json(path: Path, data: dict[str, Any], overwrite: bool) -> None:
+    text = json.dumps(data, indent=2, allow_nan=False) + "\n"  # ASCII: class names came through show_path
+    write_atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"), overwrite=overwrite)
 
 
-def _identifies(path: str) -> bool:
-    # Reads the header only: cheap enough to check every file before training starts.
-    try:
-        with Image.open(path) as im:
-            return im.width > 0 and im.height > 0
-    except Exception:
-        return False
+def _check_out_dir(data_dir: Path, out_dir: Path, overwrite: bool) -> None:
+    """Refuse, before any work, an output folder that would become a class of the data or whose files from
+    an earlier run would be replaced without `overwrite`."""
+    data, out = data_dir.resolve(), out_dir.resolve()
+    if out == data or data in out.parents:
+        raise InvalidArgumentError(
+            f"the output folder {show_path(out_dir)} is inside the data folder {show_path(data_dir)}, where it "
+            "would be read as a class; choose a folder outside it"
+        )
+    check_output_dir(out_dir)
+    for name in OUTPUT_FILES:
+        refuse_existing(out_dir / name, overwrite, "the output file")
+
+
+def _unreadable(paths: list[str], min_side: int) -> dict[str, ImageError]:
+    """The files that do not decode (or are not regular files), each with its error; decoded on threads
+    (Pillow releases the GIL), with JPEG draft mode at the preset's size."""
+
+    def check(path: str) -> ImageError | None:
+        try:
+            open_image(path, min_side=min_side)
+        except ImageError as e:
+            return e
+        return None
+
+    workers = min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="zoo-check") as pool:
+        outcomes = list(pool.map(check, paths))
+    return {p: e for p, e in zip(paths, outcomes, strict=True) if e is not None}
+
+
+def _shorten(text: str, limit: int = 500) -> str:
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
+def _class_names(folder: ImageFolder) -> list[str]:
+    """The class names as they are written to the card: folder names whose bytes are not UTF-8 become
+    `\\xNN` escapes (JSON and safetensors metadata hold only Unicode)."""
+    names = [show_path(c) for c in folder.classes]
+    if len(set(names)) != len(names):
+        raise InvalidArgumentError(
+            f"{show_path(folder.root)}: two class folders have the same printable name "
+            f"({', '.join(sorted(n for n in names if names.count(n) > 1))}); rename one"
+        )
+    return names
 
 
 def _finite(value: Any) -> Any:
@@ -290,24 +376,40 @@ def _finite(value: Any) -> Any:
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
+class _Folder(ImageFolder):
+    """ImageFolder without hidden class folders (`.ipynb_checkpoints`, `.git`)."""
+
+    def find_classes(self, directory: str | os.PathLike) -> tuple[list[str], dict[str, int]]:
+        classes = sorted(
+            entry.name for entry in os.scandir(directory) if entry.is_dir() and not entry.name.startswith(".")
+        )
+        return classes, {name: i for i, name in enumerate(classes)}
+
+
 def _image_folder(data_dir: Path) -> ImageFolder:
     try:
-        folder = ImageFolder(
+        folder = _Folder(
             str(data_dir),
             loader=lambda p: p,
-            is_valid_file=lambda p: Path(p).suffix.lower() in IMAGE_SUFFIXES,
+            is_valid_file=lambda p: (
+                Path(p).suffix.lower() in IMAGE_SUFFIXES and not Path(p).name.startswith(".")
+            ),
+            allow_empty=True,  # empty classes are reported below, by name, after unreadable files are dropped
         )
-    except (FileNotFoundError, RuntimeError) as e:
-        raise InvalidArgumentError(f"{data_dir}: {e} (expected one sub-folder of images per class)") from None
-    if len(folder.classes) < 2:
+    except OSError as e:
         raise InvalidArgumentError(
-            f"{data_dir}: found {len(folder.classes)} class folder(s); fine-tuning needs at least two"
+            f"{show_path(data_dir)}: cannot read it ({e.strerror or e}); expected one sub-folder of images per class"
+        ) from None
+    if len(folder.classes) < 2:
+        found = f" ({', '.join(show_path(c) for c in folder.classes)})" if folder.classes else ""
+        raise InvalidArgumentError(
+            f"{show_path(data_dir)}: found {len(folder.classes)} class folder(s){found}; fine-tuning needs "
+            "at least two (one sub-folder of images per class)"
         )
     return folder
 
 
-def _save(model: nn.Module, path: Path, card: dict[str, Any]) -> None:
+def _save(model: nn.Module, path: Path, card: dict[str, Any], overwrite: bool) -> None:
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=cards.metadata(card))  # the card travels with every copy
-    os.replace(tmp, path)
+    metadata = cards.metadata(card)  # the card travels with every copy
+    write_atomic(path, lambda tmp: save_file(tensors, tmp, metadata=metadata), overwrite=overwrite)

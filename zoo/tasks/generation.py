@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -12,6 +13,11 @@ from .. import registry
 from ..devices import for_inference, resolve_device
 from ..errors import InvalidArgumentError
 from .classification import choose_model
+from .outputs import image_format, refuse_existing, write_atomic
+
+# One call's images are held in memory at once (with the generator's activations for all of them): 10,000
+# 64x64 images are 0.5 GB of output; a mistyped -n 10000000 would otherwise end in the kernel's OOM killer.
+MAX_IMAGES = 10_000
 
 
 @torch.inference_mode()
@@ -27,8 +33,12 @@ def generate(
 
     The same seed gives the same images. `model=None` builds the architecture a local weight file's card records, else the DCGAN.
     """
-    if n < 1:
-        raise InvalidArgumentError(f"n must be at least 1, not {n}")
+    if not 1 <= n <= MAX_IMAGES:
+        raise InvalidArgumentError(
+            f"n must be at least 1 and at most {MAX_IMAGES} (call again for more), not {n}"
+        )
+    if seed is not None and not -(2**63) <= seed < 2**64:
+        raise InvalidArgumentError(f"seed must fit in 64 bits, not {seed}")
     target = resolve_device(device)
     arch, _ = choose_model(model, weights, "dcgan")  # None: the weight file's card, else dcgan
     gan = for_inference(registry.get_model(arch, weights=weights, device=target))
@@ -38,6 +48,17 @@ def generate(
     return ((images.float() + 1) / 2).clamp(0, 1)
 
 
-def save_grid(images: torch.Tensor, path: str | os.PathLike, *, nrow: int = 8) -> None:
-    """Save images in [0, 1] as one grid picture (torchvision's `save_image`), `nrow` per row."""
-    save_image(images, os.fspath(path), nrow=nrow, padding=2)
+def save_grid(
+    images: torch.Tensor, path: str | os.PathLike, *, nrow: int = 8, overwrite: bool = False
+) -> None:
+    """Save images in [0, 1] as one grid picture (torchvision's `save_image`), `nrow` per row.
+
+    The file is written atomically; an existing `path` is kept (InvalidArgumentError) unless `overwrite`.
+    """
+    if nrow < 1:
+        raise InvalidArgumentError(f"nrow must be at least 1, not {nrow}")
+    fmt = image_format(path)
+    refuse_existing(Path(path), overwrite)
+    write_atomic(
+        path, lambda tmp: save_image(images, tmp, nrow=nrow, padding=2, format=fmt), overwrite=overwrite
+    )

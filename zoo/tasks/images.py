@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
@@ -16,19 +18,60 @@ IMAGE_SUFFIXES = frozenset(
 )
 
 
+def show_path(path: str | os.PathLike) -> str:
+    """`path` for messages and JSON: bytes that are not UTF-8 (a folder named in Latin-1) as `\\xNN`.
+
+    Python decodes such names to lone surrogates, which print() and UTF-8 writers refuse with a
+    UnicodeEncodeError; this text can always be printed.
+    """
+    text = os.fspath(path)
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that did not come from a file name
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _not_regular(path: Path) -> ImageError | None:
+    """An ImageError when `path` (followed through symbolic links) is not a regular file, else None."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if os.path.islink(path):
+            return ImageError(f"{show_path(path)}: a broken symbolic link")
+        return ImageError(f"{show_path(path)}: no such file")
+    except OSError as e:  # a symlink loop, a name too long, a folder we may not enter
+        return ImageError(f"{show_path(path)}: cannot read ({e.strerror or e})")
+    if stat.S_ISREG(mode):
+        return None
+    return ImageError(f"{show_path(path)}: {_kind(mode)}, not an image file")
+
+
 def find_images(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list[ImageError]]:
     """The image files named by `paths` (folders walked, sorted) and one error per path that gave none.
 
     A file named explicitly is taken whatever its suffix (a broken one fails when it is opened); in folders,
-    only files with an image suffix are taken and hidden entries are skipped.
+    only files with an image suffix are taken and hidden entries are skipped. Only regular files (or
+    symbolic links to them) are taken: a named pipe, socket, device or broken link with an image suffix is
+    one error each, never opened (reading a pipe would wait forever).
     """
     found: list[Path] = []
     errors: list[ImageError] = []
     for raw in paths:
         path = Path(raw).expanduser()
-        if path.is_file():
-            found.append(path)
-        elif path.is_dir():
+        if path.is_dir():
             inside = sorted(
                 Path(root) / name
                 for root, dirs, files in os.walk(path)
@@ -38,45 +81,114 @@ def find_images(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list[Im
                 and not any(part.startswith(".") for part in Path(root).relative_to(path).parts)
             )
             if not inside:
-                errors.append(ImageError(f"{path}: no images in this folder"))
-            found.extend(inside)
+                errors.append(ImageError(f"{show_path(path)}: no images in this folder"))
+            for candidate in inside:
+                problem = _not_regular(candidate)
+                if problem is None:
+                    found.append(candidate)
+                else:
+                    errors.append(problem)
+        elif not os.path.lexists(path):
+            errors.append(ImageError(f"{show_path(path)}: no such file or folder"))
         else:
-            errors.append(ImageError(f"{path}: no such file or folder"))
+            problem = _not_regular(path)
+            if problem is None:
+                found.append(path)
+            else:
+                errors.append(problem)
     return found, errors
 
 
-def open_image(path: str | os.PathLike, *, min_side: int | None = None) -> Image.Image:
+# The most pixels an image may have once resized so that its shorter side is the preset's size: 2**24 is
+# 64 times a 512x512 image. Without it a 1x30000 PNG (90 kB) became a 256x7,680,000 image: 5.9 GB and 24 s
+# of resizing (measured) before the 224 crop threw nearly all of it away.
+MAX_RESIZED_PIXELS = 1 << 24
+
+
+def check_resizable(
+    size: tuple[int, int], min_side: int, name: str, *, max_pixels: int = MAX_RESIZED_PIXELS
+) -> None:
+    """Refuse (ImageError naming `name`) an image of `size` that has an empty side, or that would exceed
+    `max_pixels` once resized as torchvision's Resize(min_side) does (an extreme aspect ratio, or a
+    `min_side` far above its size)."""
+    width, height = size
+    if width < 1 or height < 1:
+        raise ImageError(f"{name}: an empty image ({width}x{height} pixels)")
+    short, long = min(width, height), max(width, height)
+    resized_long = int(min_side * long / short)  # torchvision's rounding
+    if resized_long * min_side > max_pixels:
+        raise ImageError(
+            f"{name}: a {width}x{height} image would be {min_side}x{resized_long} pixels once its shorter "
+            f"side is {min_side}, over the limit of {max_pixels}: too elongated (or too small) to use"
+        )
+
+
+def open_image(
+    path: str | os.PathLike, *, min_side: int | None = None, max_pixels: int = MAX_RESIZED_PIXELS
+) -> Image.Image:
     """Decode `path` as an upright RGB image.
 
     With `min_side`, a JPEG is decoded at the smallest 1/2, 1/4 or 1/8 scale whose shorter side is still at
     least `min_side` (libjpeg's draft mode): a 4000x3000 photo for a 256-pixel preset costs an eighth of a full
-    decode. EXIF orientation is applied; grayscale, palette, CMYK and 16-bit images become RGB and
-    transparency is flattened onto white.
+    decode; and an image that would exceed `max_pixels` once resized to `min_side` is refused before it is
+    decoded (see check_resizable). EXIF orientation is applied; grayscale, palette, CMYK and 16-bit images
+    become RGB and transparency is flattened onto white. Only a regular file is opened (a named pipe would
+    block forever); whatever goes wrong is one ImageError naming the file.
     """
     path = Path(path)
+    name = show_path(path)
+    problem = _not_regular(path)
+    if problem is not None:
+        raise problem
     try:
-        with Image.open(path) as im:
+        # O_NONBLOCK: should the file be swapped for a pipe after the check, opening it still returns at once.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise ImageError(f"{name}: no such file") from None
+    except OSError as e:
+        raise ImageError(f"{name}: cannot read ({e.strerror or e})") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise ImageError(f"{name}: {_kind(os.fstat(f.fileno()).st_mode)}, not an image file")
+        return _decode(f, name, min_side, max_pixels)
+
+
+def _decode(f: Any, name: str, min_side: int | None, max_pixels: int) -> Image.Image:
+    try:
+        with Image.open(f) as im:
             # Between Pillow's limit and twice it Pillow only warns; such files are refused all the same.
             # (Checked here rather than through warning filters, which are global and not thread-safe.)
             if Image.MAX_IMAGE_PIXELS and im.width * im.height > Image.MAX_IMAGE_PIXELS:
                 raise Image.DecompressionBombError(f"{im.width * im.height} pixels")
-            if min_side and isinstance(im, JpegImagePlugin.JpegImageFile):  # MPO (phones) included
-                scale = min_side / min(im.size)
-                if scale < 1:
-                    im.draft("RGB", (math.ceil(im.width * scale), math.ceil(im.height * scale)))
+            if min_side:
+                check_resizable(im.size, min_side, name, max_pixels=max_pixels)
+                if isinstance(im, JpegImagePlugin.JpegImageFile):  # MPO (phones) included
+                    scale = min_side / min(im.size)
+                    if scale < 1:
+                        im.draft("RGB", (math.ceil(im.width * scale), math.ceil(im.height * scale)))
             im.load()
             return to_rgb(ImageOps.exif_transpose(im))
-    except FileNotFoundError:
-        raise ImageError(f"{path}: no such file") from None
+    except ImageError:
+        raise
     except UnidentifiedImageError:
-        raise ImageError(f"{path}: not an image (or a format Pillow cannot read)") from None
+        raise ImageError(f"{name}: not an image (or a format Pillow cannot read)") from None
     except Image.DecompressionBombError:
         raise ImageError(
-            f"{path}: larger than Pillow's decompression-bomb limit ({Image.MAX_IMAGE_PIXELS} pixels)"
+            f"{name}: larger than Pillow's decompression-bomb limit ({Image.MAX_IMAGE_PIXELS} pixels)"
         ) from None
     except (OSError, SyntaxError, ValueError) as e:
         reason = "truncated or corrupt" if "truncated" in str(e) or isinstance(e, SyntaxError) else str(e)
-        raise ImageError(f"{path}: cannot decode the image ({reason})") from None
+        raise ImageError(f"{name}: cannot decode the image ({show_path(reason)})") from None
+    except Exception as e:  # a decoder's own bug on hostile bytes (struct.error, IndexError, ...)
+        raise ImageError(
+            f"{name}: cannot decode the image ({type(e).__name__}: {show_path(str(e))})"
+        ) from None
+
+
+def prepare_error(image: Any, error: Exception) -> ImageError:
+    """The ImageError for an image whose preprocessing (resize, crop, to tensor) failed after decoding."""
+    name = show_path(image) if isinstance(image, (str, os.PathLike)) else "the image"
+    return ImageError(f"{name}: cannot prepare the image ({type(error).__name__}: {show_path(str(error))})")
 
 
 def to_rgb(im: Image.Image) -> Image.Image:

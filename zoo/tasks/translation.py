@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -14,7 +15,11 @@ from ..devices import for_inference, resolve_device
 from ..errors import InvalidArgumentError
 from ..weights import presets
 from .classification import choose_model
-from .images import open_image, to_rgb
+from .images import check_resizable, open_image, prepare_error, to_rgb
+
+# The generator's activations grow with the whole image (nothing is cropped): 64 channels of float32 per
+# pixel in its first layers, about 1 GiB at this limit (2048x2048), against 20 MiB for the book's 316x256.
+MAX_TRANSLATE_PIXELS = 1 << 22
 
 
 class Translator:
@@ -30,6 +35,11 @@ class Translator:
     ) -> None:
         if size < 16:  # the generator's reflection padding and two downsamplings need room
             raise InvalidArgumentError(f"size must be at least 16 pixels, not {size}")
+        if size * size > MAX_TRANSLATE_PIXELS:
+            raise InvalidArgumentError(
+                f"size must be at most {math.isqrt(MAX_TRANSLATE_PIXELS)} pixels, not {size} "
+                "(the generator keeps every pixel in memory)"
+            )
         self.device = resolve_device(device)
         self.size = size
         arch, _ = choose_model(model, weights, "cyclegan")  # None: the weight file's card, else cyclegan
@@ -39,8 +49,15 @@ class Translator:
     @torch.inference_mode()
     def __call__(self, image: str | os.PathLike | Image.Image) -> Image.Image:
         """Translate one image (a path or a PIL image); the result's shorter side is about `size`."""
-        pil = to_rgb(image) if isinstance(image, Image.Image) else open_image(image, min_side=self.size)
-        x = self.transform(pil).unsqueeze(0).to(self.device)
+        if isinstance(image, Image.Image):
+            check_resizable(image.size, self.size, "the image", max_pixels=MAX_TRANSLATE_PIXELS)
+            pil = to_rgb(image)
+        else:
+            pil = open_image(image, min_side=self.size, max_pixels=MAX_TRANSLATE_PIXELS)
+        try:
+            x = self.transform(pil).unsqueeze(0).to(self.device)
+        except Exception as e:
+            raise prepare_error(image, e) from None
         y = self.model(x)
         return to_pil_image(presets.cyclegan_output(y[0]).float().cpu())
 
