@@ -18,9 +18,19 @@ from typing import IO
 from .._common import COMMIT
 from ..errors import HubError, UnsafeArchiveError
 
-# Far above any code repo, far below a disk-filling bomb; callers may pass their own cap.
+# Far above any code repo, far below a disk-filling bomb; callers may pass their own cap. All caps are read
+# when an archive is opened, so they can be set (tests set them tiny).
 MAX_EXTRACTED_BYTES = 2 * 1024**3
+# torchvision's tree has about 3,000 files, the Linux kernel's about 90,000.
 MAX_MEMBERS = 200_000
+# A link target longer than PATH_MAX (4096 on Linux) cannot be made anyway.
+MAX_LINK_BYTES = 4096
+# A pax or GNU long-name header before a member, which tarfile reads whole into memory: git's global header
+# (the commit id) is 52 bytes; names and link targets are bounded by PATH_MAX.
+MAX_HEADER_BYTES = 64 * 1024
+# Methods whose decompression is bounded per read (zipfile asks zlib for at most n bytes); bzip2 and lzma
+# members are inflated a whole compressed chunk at a time, and git archive writes neither.
+_ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
 
 
 @dataclass
@@ -33,13 +43,31 @@ class _Member:
     open: Callable[[], IO[bytes]] | None = None
 
 
+def _read_link(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> str:
+    # Bounded before anything is inflated: a 300 KB member can declare or inflate to 400 MB, and `.read()`
+    # would hold all of it. zipfile stops at the declared size, so a member that lies fails its CRC check.
+    if info.file_size > MAX_LINK_BYTES:
+        raise UnsafeArchiveError(
+            f"archive member {info.filename!r} is a link of {info.file_size} bytes, over the {MAX_LINK_BYTES} cap"
+        )
+    with zf.open(info) as f:
+        data = f.read(MAX_LINK_BYTES + 1)
+    if len(data) > MAX_LINK_BYTES:
+        raise UnsafeArchiveError(f"archive member {info.filename!r} is a link over the {MAX_LINK_BYTES} cap")
+    return data.decode("utf-8", "surrogateescape")
+
+
 def _zip_members(zf: zipfile.ZipFile) -> Iterator[_Member]:
     for info in zf.infolist():
+        if info.compress_type not in _ZIP_METHODS:
+            raise UnsafeArchiveError(
+                f"archive member {info.filename!r} uses compression method {info.compress_type}; "
+                "only stored and deflated members are extracted"
+            )
         # The high 16 bits hold the Unix mode when the archive was made on Unix (git archive sets them).
         mode = info.external_attr >> 16 if info.create_system == 3 else 0
         if stat.S_ISLNK(mode):
-            target = zf.read(info).decode("utf-8", "surrogateescape")
-            yield _Member(info.filename, "symlink", 0, False, target)
+            yield _Member(info.filename, "symlink", 0, False, _read_link(zf, info))
         elif info.is_dir():
             yield _Member(info.filename, "dir", 0, False)
         elif stat.S_IFMT(mode) and not stat.S_ISREG(mode):
@@ -48,6 +76,30 @@ def _zip_members(zf: zipfile.ZipFile) -> Iterator[_Member]:
             yield _Member(
                 info.filename, "file", info.file_size, bool(mode & 0o111), open=lambda i=info: zf.open(i)
             )
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A TarInfo whose pax and GNU long-name headers are size-checked before tarfile reads them into memory."""
+
+    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        # tarfile reads such a header's whole declared size in one read(): a pax header declaring a 400 MB
+        # `path` would be held in memory before any member is seen. GNU sparse files are refused outright.
+        if self.type == tarfile.GNUTYPE_SPARSE:
+            raise UnsafeArchiveError(f"archive member {self.name!r} is a sparse file")
+        if self.type in _LONG_HEADERS and self.size > MAX_HEADER_BYTES:
+            raise UnsafeArchiveError(
+                f"archive has an extended header of {self.size} bytes, over the {MAX_HEADER_BYTES} cap"
+            )
+        return super()._proc_member(tarfile_)
+
+
+_LONG_HEADERS = (
+    tarfile.XHDTYPE,
+    tarfile.XGLTYPE,
+    tarfile.SOLARIS_XHDTYPE,
+    tarfile.GNUTYPE_LONGNAME,
+    tarfile.GNUTYPE_LONGLINK,
+)
 
 
 def _tar_members(tf: tarfile.TarFile) -> Iterator[_Member]:
@@ -73,7 +125,7 @@ def _members(archive: Path, label: str) -> Iterator[tuple[Iterator[_Member], Cal
             yield _zip_members(zf), lambda: zf.comment.decode("ascii", "replace").strip()
         return
     try:
-        tf = tarfile.open(archive, mode="r:*")  # noqa: SIM115 (closed by the `with` below, once it opened)
+        tf = tarfile.open(archive, mode="r:*", tarinfo=_BoundedTarInfo)  # noqa: SIM115 (closed by the `with` below, once it opened)
     except tarfile.TarError:
         raise HubError(f"{label} is neither a zip nor a tar archive") from None
     with tf:
@@ -116,19 +168,21 @@ def _common_top(members: list[_Member]) -> str | None:
 
 
 def extract_archive(
-    archive: Path, dest: Path, *, max_bytes: int = MAX_EXTRACTED_BYTES, label: str | None = None
+    archive: Path, dest: Path, *, max_bytes: int | None = None, label: str | None = None
 ) -> None:
     """Extract `archive` into the empty folder `dest`, stripping its single top-level folder.
 
     Members with absolute paths or `..`, links that resolve outside `dest`, devices, duplicate members,
-    and archives over `max_bytes` (declared sizes, checked before anything is written) raise
-    UnsafeArchiveError. Nothing is ever created outside `dest`: every folder, file and link is made only
+    NUL bytes in names or link targets, zip members compressed other than stored or deflated, links or
+    extended tar headers over their caps, more than MAX_MEMBERS members, and archives over `max_bytes`
+    (MAX_EXTRACTED_BYTES by default; declared sizes checked before anything is written, actual bytes counted
+    while writing) raise UnsafeArchiveError. Nothing is ever created outside `dest`: every folder, file and link is made only
     where its parent resolves, on disk, inside `dest`. On error, `dest` may hold a partial tree: extract
     into a temporary folder and rename it into place. `label` names the archive in messages.
     """
     label = label or archive.name
     try:
-        _extract(archive, dest, max_bytes, label)
+        _extract(archive, dest, MAX_EXTRACTED_BYTES if max_bytes is None else max_bytes, label)
     except (OSError, EOFError, zlib.error, zipfile.BadZipFile, tarfile.TarError) as e:
         # A duplicate member, a truncated or corrupt archive: one clear error, not a traceback.
         raise UnsafeArchiveError(f"{label} cannot be extracted: {_reason(e)}") from None
@@ -151,6 +205,8 @@ def _extract(archive: Path, dest: Path, max_bytes: int, label: str) -> None:
                 raise UnsafeArchiveError(f"{label} has more than {MAX_MEMBERS} members")
         for m in members:
             _parts(m.name)
+            if "\x00" in m.link:
+                raise UnsafeArchiveError(f"archive member {m.name!r} has a NUL in its link target")
         total = sum(m.size for m in members)
         if total > max_bytes:
             raise UnsafeArchiveError(f"{label} would extract to {total} bytes, over the {max_bytes} cap")
@@ -164,6 +220,7 @@ def _extract(archive: Path, dest: Path, max_bytes: int, label: str) -> None:
             return dest.joinpath(*parts) if parts else None
 
         links = []
+        written = 0
         for m in members:
             path = place(m.name)
             if path is None:
@@ -173,7 +230,7 @@ def _extract(archive: Path, dest: Path, max_bytes: int, label: str) -> None:
             elif m.kind == "file":
                 _make_dirs(path.parent, root, m.name)
                 with m.open() as src, open(path, "xb") as out:
-                    shutil.copyfileobj(src, out, 1 << 20)
+                    written = _copy(src, out, m, written, max_bytes)
                 path.chmod(0o755 if m.executable else 0o644)
             else:
                 links.append((m, path))
@@ -187,6 +244,21 @@ def _extract(archive: Path, dest: Path, max_bytes: int, label: str) -> None:
         for m, path in links:
             if not _inside(os.path.realpath(path), root):
                 raise UnsafeArchiveError(f"archive member {m.name!r} links outside the archive ({m.link!r})")
+
+
+def _copy(src: IO[bytes], out: IO[bytes], m: _Member, written: int, max_bytes: int) -> int:
+    # The declared sizes were checked; these are the bytes that arrive. zipfile stops at a member's declared
+    # size (and then fails its CRC), so this only catches a reader that does not: defence in depth, 1 MiB at
+    # a time in memory.
+    size = 0
+    while chunk := src.read(1 << 20):
+        size += len(chunk)
+        if size > m.size:
+            raise UnsafeArchiveError(f"archive member {m.name!r} inflates beyond its declared {m.size} bytes")
+        if written + size > max_bytes:
+            raise UnsafeArchiveError(f"archive would extract to more than the {max_bytes} byte cap")
+        out.write(chunk)
+    return written + size
 
 
 def _inside(path: str, root: str) -> bool:

@@ -12,7 +12,7 @@ import re
 import sys
 from pathlib import Path
 
-from .._common import same_origin, show_url
+from .._common import redact, same_origin, show_url
 from ..errors import DownloadError, HubError
 from ..store import download
 from .specs import github_url, gitlab_url
@@ -53,4 +53,4 @@ def fetch(url: str, dst: Path, *, what: str, verbose: bool = False) -> None:
                 if headers
                 else "; no such repo or ref, or a private repo: set GITHUB_TOKEN or GITLAB_TOKEN"
             )
-        raise HubError(f"{what}: {e}{hint}") from None
+        raise HubError(f"{what}: {redact(str(e))}{hint}") from None

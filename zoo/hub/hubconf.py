@@ -21,6 +21,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from .._common import redact
 from ..errors import HubError, MissingDependenciesError
 
 HUBCONF = "hubconf.py"
@@ -72,9 +73,15 @@ def _bindings(tree: ast.Module) -> Iterator[ast.AST]:
 def _literal_dependencies(repo_dir: Path) -> builtins.list[str] | None:
     path = repo_dir / HUBCONF
     try:
-        tree = ast.parse(path.read_text(), filename=str(path))
+        # Bytes, so that Python's own rules read the encoding (a coding cookie, else UTF-8) and a file that
+        # is not text is a SyntaxError, not a UnicodeDecodeError.
+        tree = ast.parse(path.read_bytes(), filename=str(path))
     except SyntaxError as e:
-        raise HubError(f"{path}:{e.lineno}: syntax error: {e.msg}") from None
+        raise HubError(f"{path}:{e.lineno or 0}: syntax error: {redact(e.msg)}") from None
+    except OSError as e:  # a folder named hubconf.py, unreadable
+        raise HubError(f"{path} cannot be read: {e.strerror or e}") from None
+    except (RecursionError, MemoryError):
+        raise HubError(f"{path} is nested too deeply to be read") from None
     stores = builtins.list(_bindings(tree))
     if not stores:
         return []
@@ -98,9 +105,16 @@ def _literal_dependencies(repo_dir: Path) -> builtins.list[str] | None:
     return None  # bound some other way (a tuple target, under `if`): read it from the module
 
 
+def _module_name(value: Any) -> bool:
+    return isinstance(value, str) and all(part.isidentifier() for part in value.split("."))
+
+
 def _dependency_list(value: Any, path: Path) -> builtins.list[str]:
-    if not isinstance(value, builtins.list | tuple) or not all(isinstance(v, str) for v in value):
-        raise HubError(f"{path}: `dependencies` must be a list of module names, not {value!r:.80}")
+    if not isinstance(value, builtins.list | tuple) or not all(_module_name(v) for v in value):
+        # repr: a name may hold a newline or a URL; redact keeps a secret in it out of the message.
+        raise HubError(
+            f"{path}: `dependencies` must be a list of module names, not {redact(repr(value)):.80}"
+        )
     return builtins.list(value)
 
 
@@ -124,7 +138,7 @@ def _check_missing(names: builtins.list[str], repo_dir: Path) -> None:
 def _importable(name: str) -> bool:
     try:
         return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
+    except Exception:  # noqa: BLE001 (`a.b` imports the installed package `a`, which may fail any way)
         return False
 
 
@@ -239,9 +253,14 @@ def _import_hubconf(repo_dir: Path, force_reload: bool) -> ModuleType:
     with isolated(repo_dir):
         try:
             spec.loader.exec_module(module)
-        except Exception as e:
+        except KeyboardInterrupt:
             del sys.modules[name]
-            raise HubError(f"{path} failed to import: {type(e).__name__}: {e}") from e
+            raise
+        except BaseException as e:
+            # SystemExit too: a hubconf that calls sys.exit() must not end the caller's program (`zoo list`
+            # would exit 0, saying nothing).
+            del sys.modules[name]
+            raise HubError(f"{path} failed to import: {type(e).__name__}: {redact(str(e))}") from e
     if declared is None:
         # Not a literal: read as torch.hub reads it, still before any entry point runs.
         try:

@@ -22,7 +22,7 @@ from filelock import FileLock
 from .._common import COMMIT, write_text_atomic
 from ..errors import HubError
 from ..store import download, integrity, paths
-from .archives import MAX_EXTRACTED_BYTES, archive_commit, extract_archive
+from .archives import archive_commit, extract_archive
 from .fetch import fetch
 from .specs import HubSpec
 
@@ -45,10 +45,14 @@ def _ref_key(spec: HubSpec) -> str:
 
 
 def read_index(folder: Path) -> dict[str, str]:
-    """The ref → commit index of a repo cache folder (empty if there is none or it is unreadable)."""
+    """The ref → commit index of a repo cache folder (empty if there is none, it is unreadable, or it is a
+    link someone planted: zoo writes it as a plain file, and replaces such a link)."""
+    index = folder / INDEX
     try:
-        data = json.loads((folder / INDEX).read_text())
-    except (FileNotFoundError, ValueError):
+        if index.is_symlink():
+            return {}
+        data = json.loads(index.read_text())
+    except (OSError, ValueError):
         return {}
     refs = data.get("refs", {}) if isinstance(data, dict) else {}
     return {k: v for k, v in refs.items() if isinstance(k, str) and isinstance(v, str) and COMMIT.match(v)}
@@ -64,7 +68,32 @@ def commits(folder: Path) -> list[str]:
     """The commits of a repo that have a snapshot in its cache folder."""
     if not folder.is_dir():
         return []
-    return sorted(p.name for p in folder.iterdir() if COMMIT.match(p.name) and p.is_dir())
+    return sorted(p.name for p in folder.iterdir() if COMMIT.match(p.name) and _real_dir(p))
+
+
+def _real_dir(path: Path) -> bool:
+    # A snapshot is a folder zoo made; a link planted in its place (to code elsewhere) is not one.
+    return path.is_dir() and not path.is_symlink()
+
+
+def _make_folder(folder: Path) -> None:
+    # Made one level at a time below the zoo home, refusing a link on the way: mkdir(parents=True) and
+    # everything after it would follow a planted link and write snapshots, the index and the lock wherever
+    # it points. The zoo home itself may be a link (a cache moved to another disk).
+    home = paths.home()
+    home.mkdir(parents=True, exist_ok=True)
+    path = home
+    for part in folder.relative_to(home).parts:
+        path = path / part
+        if path.is_symlink():
+            raise HubError(
+                f"{path} is a symbolic link; zoo does not write hub snapshots through links in its cache: "
+                "remove it and load again"
+            )
+        with contextlib.suppress(FileExistsError):
+            path.mkdir()
+        if not path.is_dir():
+            raise HubError(f"{path} is in the way of the hub cache: it is not a folder; remove it")
 
 
 def cached(spec: HubSpec) -> Path | None:
@@ -75,7 +104,7 @@ def cached(spec: HubSpec) -> Path | None:
     """
     folder = repo_dir(spec)
     commit = read_index(folder).get(_ref_key(spec))
-    if commit and (folder / commit).is_dir():
+    if commit and _real_dir(folder / commit):
         return folder / commit
     if spec.kind == "url" or not _SHORT_SHA.match(spec.ref):
         return None
@@ -110,7 +139,7 @@ def snapshot(
     force_reload: bool = False,
     offline: bool | None = None,
     verbose: bool = False,
-    max_bytes: int = MAX_EXTRACTED_BYTES,
+    max_bytes: int | None = None,
 ) -> Path:
     """The local folder of a remote spec's snapshot, fetched and extracted first if it is not cached."""
     if not spec.is_remote:
@@ -123,8 +152,13 @@ def snapshot(
     if offline:
         raise _offline_error(spec)
     folder = repo_dir(spec)
-    folder.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(folder / ".lock")):
+    _make_folder(folder)
+    lock = folder / ".lock"
+    if lock.is_symlink():
+        lock.unlink(
+            missing_ok=True
+        )  # a planted link: FileLock would create (and truncate nothing, but touch) its target
+    with FileLock(str(lock)):
         # Another thread or process may have fetched it while this one waited.
         if not force_reload and (found := cached(spec)):
             return found
@@ -135,7 +169,7 @@ def snapshot(
 
 
 def _fetch_and_extract(
-    spec: HubSpec, folder: Path, *, force_reload: bool, verbose: bool, max_bytes: int
+    spec: HubSpec, folder: Path, *, force_reload: bool, verbose: bool, max_bytes: int | None
 ) -> Path:
     archive = folder / ".tmp-archive"
     staging = None
@@ -156,6 +190,8 @@ def _fetch_and_extract(
         target = folder / commit
         # Another ref may already have brought this commit: a commit's tree never changes, so keep it,
         # unless force_reload asks for a fresh copy.
+        if target.is_symlink() or (target.exists() and not target.is_dir()):
+            target.unlink()  # planted in the snapshot's place: replaced by the real one below
         if force_reload or not target.is_dir():
             staging = Path(tempfile.mkdtemp(dir=folder, prefix=".tmp-extract-"))
             extract_archive(archive, staging, max_bytes=max_bytes, label=spec.display)

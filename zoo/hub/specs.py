@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
-from .._common import origin, show_url
+from .._common import origin, redact, show_url
 from ..errors import HubError, InvalidSpecError
 
 SOURCES = ("github", "gitlab", "local", "url")
@@ -127,7 +127,8 @@ def _pathlike(text: str) -> bool:
 
 
 def _malformed(spec: str, why: str) -> InvalidSpecError:
-    return InvalidSpecError(f"malformed hub spec {spec!r}: {why}; {ACCEPTED_FORMS}")
+    # redact: the spec may be a URL with a password or a `?private_token=` that is wrong only in its form.
+    return InvalidSpecError(f"malformed hub spec {redact(spec)!r}: {why}; {ACCEPTED_FORMS}")
 
 
 def _repo_path(spec: str, path: str, *, nested: bool) -> str:

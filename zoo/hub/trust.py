@@ -5,10 +5,17 @@ torch.hub: use the trusted list, ask when the repo is not on it) and False (alwa
 purpose: torch.hub (2.14) skips the prompt for None and silently adds the repo to its trusted list, which
 would run any repo's code unasked; zoo treats None like "check". Nothing ever waits for an answer without a
 terminal on stdin: an untrusted repo then fails at once with the command that trusts it.
+
+Default trust (torch.hub's owners, on github.com) never covers a spec pinned to a commit: GitHub serves the
+commits of every fork under the upstream repo's name too, so `pytorch/vision:<sha>` may be a stranger's
+code. Such a spec needs the user's own trust (the list, `zoo trust`, trust_repo=True). Showing that the
+commit is on one of the repo's branches would need GitHub's API (rate-limited, which zoo avoids, and
+absent from mirrors and the archive layout), so zoo does not try.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -50,8 +57,25 @@ def trusted_by_default(key: str) -> bool:
 
 
 def is_trusted(key: str) -> bool:
-    """Whether the repo `key` (a HubSpec.trust_key) may run without asking."""
+    """Whether the repo `key` (a HubSpec.trust_key) may run without asking, at a branch or tag."""
     return trusted_by_default(key) or key in trusted()
+
+
+# A ref that may be a commit id, full or abbreviated (git accepts 4+ hex digits; GitHub resolves 7+, but a
+# shorter one costs nothing to distrust). A branch or tag spelled in hex is distrusted with it.
+_MAYBE_COMMIT = re.compile(r"^[0-9a-fA-F]{4,64}$")
+
+
+def pins_commit(spec: HubSpec) -> bool:
+    """Whether `spec`'s ref may name a bare commit (which GitHub also serves from any fork of the repo)."""
+    return spec.kind in ("github", "gitlab") and bool(_MAYBE_COMMIT.match(spec.ref))
+
+
+def _known(spec: HubSpec) -> bool:
+    key = spec.trust_key
+    if key in trusted():
+        return True
+    return trusted_by_default(key) and not pins_commit(spec)
 
 
 def _write(keys: list[str]) -> None:
@@ -91,9 +115,15 @@ def trust_command(spec: HubSpec) -> str:
     return f"{var}={shlex.quote(show_url(spec.base))} zoo trust {shlex.quote(name)}"
 
 
-def _ask(key: str, source: str) -> bool:
+def _ask(key: str, source: str, pinned: str | None = None) -> bool:
+    why = (
+        f"zoo: {pinned} pins a commit, which GitHub also serves from any fork of {key}, so the default trust "
+        "in its owner does not cover it.\n"
+        if pinned
+        else ""
+    )
     print(
-        f"zoo: {key} is not on your trusted list; loading it runs its hubconf.py from {source}.\n"
+        f"{why}zoo: {key} is not on your trusted list; loading it runs its hubconf.py from {source}.\n"
         "Trust this repository and add it to the list? [y/N] ",
         end="",
         file=sys.stderr,
@@ -117,21 +147,29 @@ def check_trust(spec: HubSpec, trust_repo: Any = None) -> None:
     if not spec.is_remote:
         return
     key = spec.trust_key
-    known = is_trusted(key)
+    known = _known(spec)
     if trust_repo is True:
         if not known:
             add(key)
         return
     if known and trust_repo is not False:
         return
+    fork = not known and trusted_by_default(key)
     if not _interactive():
         if known:  # trust_repo=False asks only where someone can answer; the repo is trusted already
             return
+        if fork:
+            raise HubError(
+                f"{spec.display} pins a commit, and GitHub serves commits of every fork of {key} under its "
+                f"name, so the default trust in {key.split('/')[0]} does not cover it and its hubconf.py was "
+                f"not run; if you trust {key} at any commit, run `{trust_command(spec)}` (or pass "
+                "trust_repo=True, or --trust on the command line)"
+            )
         raise HubError(
             f"{key} is not a trusted repository, so its hubconf.py was not run; if you trust it, run "
             f"`{trust_command(spec)}` (or pass trust_repo=True, or --trust on the command line)"
         )
-    if not _ask(key, show_url(spec.archive_url)):
+    if not _ask(key, show_url(spec.archive_url), spec.display if fork else None):
         raise HubError(f"{key} was not trusted, so its hubconf.py was not run")
     if not known:
         add(key)
