@@ -18,9 +18,14 @@ import zoo
 from zoo.store import download
 from zoo.weights import manifest
 
+# Registered before the import below, so pytest can still load it as a plugin with assertion rewriting.
+pytest.register_assert_rewrite("secret_guard")
+from secret_guard import PLANTED_SECRET  # noqa: E402,F401  (tests import it from here)
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-pytest_plugins = ["forge"]  # the local git forge's fixtures, for every test file
+# The local git forge's fixtures, and the check that no test shows a planted secret.
+pytest_plugins = ["forge", "secret_guard"]
 
 
 @pytest.fixture(autouse=True)
