@@ -1,11 +1,14 @@
 import json
+import os
 import subprocess
 import sys
 
 import pytest
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, photo
 
 from zoo.cli import main
+from zoo.cli import models as models_cli
+from zoo.errors import ZooError
 from zoo.models.mlp import make_mlp
 
 
@@ -86,3 +89,25 @@ def test_module_entry_point_has_no_traceback():
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith("zoo: error: '/nonexistent/dir' is not a directory")
+
+
+def test_a_multi_line_error_is_one_line_on_the_command_line(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("ZOO_OFFLINE", "1")
+    photo(64, 48).save(tmp_path / "dog.jpg")
+    code = main(["classify", str(tmp_path / "dog.jpg"), "--model", "resnet18"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith("zoo: error: weights resnet18.") and err.count("\n") == 1
+    assert "looked in:" in err and "pretrained=False" in err  # the later lines are kept, joined
+
+
+def test_an_error_naming_a_file_that_is_not_utf8_prints_escaped(capsys, monkeypatch):
+    name = os.fsdecode(b"caf\xe9")  # a Latin-1 name: a lone surrogate in Python, unprintable as UTF-8
+
+    def fails(args):
+        raise ZooError(f"{name}: not a model")
+
+    monkeypatch.setattr(models_cli, "cmd_info", fails)
+    code = main(["info", "x"])
+    err = capsys.readouterr().err
+    assert code == 1 and err == "zoo: error: caf\\udce9: not a model\n"

@@ -134,7 +134,7 @@ def test_cli_publish(target, tmp_path, capsys):
     )
     info = json.loads(capsys.readouterr().out)
     assert code == 0 and info["key"] == "mlp.cli" and (out / info["file"]).is_file()
-    assert zoo.get_weights("mlp.cli").meta["metrics"] == {"validation": {"acc": 0.97}}
+    assert zoo.get_weights("mlp.cli").meta["metrics"] == {"acc": 0.97}
     code = main(
         ["publish", str(tmp_path / "missing.pth"), "--arch", "mlp", "--name", "x", "--manifest", str(path)]
     )

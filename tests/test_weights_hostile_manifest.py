@@ -117,7 +117,8 @@ BAD_ENTRIES = {
     "transforms is a string": {"transforms": "image_classification"},
     "transforms has no preset": {"transforms": {"crop_size": 224}},
     "meta is a list": {"meta": [1]},
-    "metrics are numbers": {"meta": {"metrics": {"blobs": 5}}},
+    "metrics are text": {"meta": {"metrics": {"blobs": "high"}}},
+    "metrics of a data set are text": {"meta": {"metrics": {"blobs": {"acc": "high"}}}},
     "kwargs is a list": {"kwargs": [1]},
 }
 

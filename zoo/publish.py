@@ -209,7 +209,7 @@ def publish(
             "meta": {
                 "num_params": sum(p.numel() for p in model.parameters()),
                 **_card_meta(card),
-                **_grouped_metrics(meta or {}),
+                **(meta or {}),
             },
         }
         if cats:
@@ -395,19 +395,6 @@ def _embedded_card(
         if (meta or {}).get(field):
             embedded[field] = meta[field]
     return json.loads(json.dumps(embedded, allow_nan=False))  # plain JSON, refused early otherwise
-
-
-def _grouped_metrics(meta: dict[str, Any]) -> dict[str, Any]:
-    """`meta` with flat metrics (`{"acc": 0.97}`, as --metric gives them) grouped under their data set
-    (`meta["dataset"]`, else "validation"): the manifest maps data sets to their metrics."""
-    metrics = meta.get("metrics")
-    if not isinstance(metrics, dict) or all(isinstance(v, dict) for v in metrics.values()):
-        return meta
-    grouped = {k: v for k, v in metrics.items() if isinstance(v, dict)}
-    flat = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
-    dataset = meta.get("dataset") if isinstance(meta.get("dataset"), str) else "validation"
-    grouped[dataset] = {**grouped.get(dataset, {}), **flat}
-    return {**meta, "metrics": grouped}
 
 
 def _card_meta(card: dict[str, Any]) -> dict[str, Any]:

@@ -35,13 +35,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except ZooError as e:
-        print(f"zoo: error: {e}", file=sys.stderr)
+        print(f"zoo: error: {one_line(e)}", file=sys.stderr)
         if getattr(args, "json", False):  # scripts reading stdout still get JSON
             print(json.dumps({"error": str(e)}))
         return 1
     except KeyboardInterrupt:
         print("zoo: interrupted", file=sys.stderr)
         return 130
+
+
+def one_line(error: BaseException) -> str:
+    """An error's text as one printable line: its lines joined with "; ", and bytes of file names that are
+    not UTF-8 (surrogate escapes) shown as \\xNN-style escapes instead of failing the print."""
+    text = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 if __name__ == "__main__":

@@ -226,8 +226,13 @@ def entry_to_weights(key: str, entry: dict[str, Any], categories: dict[str, list
             raise fail(f"{name!r} must be an object")
     meta = entry.get("meta", {})
     metrics = meta.get("metrics", {})
-    if not isinstance(metrics, dict) or not all(isinstance(v, dict) for v in metrics.values()):
-        raise fail("'meta.metrics' must map data sets to objects of numbers")
+    # Data sets to their metrics (torchvision's form), or flat names to numbers (`zoo publish --metric`,
+    # since release 0.1.0): manifests already published in either form stay readable.
+    if not isinstance(metrics, dict) or not all(
+        _is_number(v) or (isinstance(v, dict) and all(_is_number(x) for x in v.values()))
+        for v in metrics.values()
+    ):
+        raise fail("'meta.metrics' must map names to numbers, or data sets to objects of numbers")
     return Weights(
         key=key,
         arch=arch,
@@ -290,3 +295,7 @@ def load(path: str | os.PathLike | None = None) -> Manifest:
 
 
 load.cache_clear = _load.cache_clear  # type: ignore[attr-defined]
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
