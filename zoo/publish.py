@@ -24,12 +24,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from filelock import FileLock
-
 from ._common import show_url, write_text_atomic
 from .errors import ZooError
 from .hub.hubconf import declared_dependencies
 from .store import integrity, paths
+from .store.locks import ZooLock, file_lock
 from .weights import manifest
 from .weights.manifest import Weights, entry_to_weights
 
@@ -408,11 +407,10 @@ def _card_meta(card: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
-def _lock(path: Path) -> FileLock:
+def _lock(path: Path) -> ZooLock:
     # Kept in the zoo home, not beside the file: a published repo should not grow lock files.
-    locks = paths.home() / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(locks / (hashlib.sha1(str(path.resolve()).encode()).hexdigest() + ".lock")))
+    name = hashlib.sha1(str(path.resolve()).encode()).hexdigest() + ".lock"
+    return file_lock(paths.home() / "locks" / name, what=f"changes to {path}")
 
 
 def _update_manifest(path: Path, key: str, entry: dict[str, Any], default: bool | None) -> None:

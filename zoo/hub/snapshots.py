@@ -17,11 +17,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from filelock import FileLock
-
 from .._common import COMMIT, write_text_atomic
 from ..errors import HubError
 from ..store import download, integrity, paths
+from ..store.locks import file_lock
 from .archives import archive_commit, extract_archive
 from .fetch import fetch
 from .specs import HubSpec
@@ -154,11 +153,9 @@ def snapshot(
     folder = repo_dir(spec)
     _make_folder(folder)
     lock = folder / ".lock"
-    if lock.is_symlink():
-        lock.unlink(
-            missing_ok=True
-        )  # a planted link: FileLock would create (and truncate nothing, but touch) its target
-    with FileLock(str(lock)):
+    if lock.is_symlink():  # a planted link; zoo's locks refuse links, and this folder is zoo's own
+        lock.unlink(missing_ok=True)
+    with file_lock(lock, what=f"the snapshot of {spec.display}"):
         # Another thread or process may have fetched it while this one waited.
         if not force_reload and (found := cached(spec)):
             return found

@@ -21,11 +21,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
-
 from .._common import show_url, write_text_atomic
 from ..errors import HubError
 from ..store import paths
+from ..store.locks import file_lock
 from .specs import HubSpec
 
 # The owners torch.hub trusts without asking; only on github.com itself, never on another server that
@@ -85,7 +84,7 @@ def _write(keys: list[str]) -> None:
 def add(key: str) -> bool:
     """Put `key` on the trusted list; False if it was already there."""
     trust_file().parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(trust_file()) + ".lock"):
+    with file_lock(str(trust_file()) + ".lock", what="the trusted-repo list"):
         keys = trusted()
         if key in keys:
             return False
@@ -97,7 +96,7 @@ def remove(key: str) -> bool:
     """Take `key` off the trusted list; False if it was not on it."""
     if not trust_file().exists():
         return False
-    with FileLock(str(trust_file()) + ".lock"):
+    with file_lock(str(trust_file()) + ".lock", what="the trusted-repo list"):
         keys = trusted()
         if key not in keys:
             return False
