@@ -136,7 +136,9 @@ def render_grid() -> None:
     from zoo.tasks import save_grid
 
     GRID.parent.mkdir(parents=True, exist_ok=True)
-    save_grid(zoo.generate(64, model="dcgan", weights="digits", device="cpu", seed=0), GRID, nrow=8)
+    save_grid(
+        zoo.generate(64, model="dcgan", weights="digits", device="cpu", seed=0), GRID, nrow=8, overwrite=True
+    )
 
 
 def main() -> None:
