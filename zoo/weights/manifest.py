@@ -86,7 +86,7 @@ class Weights:
 
 def manifest_path() -> Path:
     """The manifest in use: `ZOO_MANIFEST` if set, else the one zoo ships (see packaged_manifest)."""
-    return Path(os.environ.get("ZOO_MANIFEST") or DEFAULT_MANIFEST)
+    return Path(os.path.expanduser(os.environ.get("ZOO_MANIFEST") or DEFAULT_MANIFEST))
 
 
 def read_raw(path: str | os.PathLike | None = None) -> dict[str, Any]:
