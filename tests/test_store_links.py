@@ -8,7 +8,7 @@ import os
 import pytest
 
 import zoo
-from zoo.errors import LockError
+from zoo.errors import LockError, StorageError
 from zoo.store import integrity, locks, paths
 
 DATA = bytes(range(256)) * 4096
@@ -103,3 +103,31 @@ def test_a_link_at_the_target_itself_is_replaced_by_the_download(url, victim, tm
     _plant(dst, victim)
     assert zoo.download(url, dst).read_bytes() == DATA
     assert not dst.is_symlink() and victim.read_bytes() == VICTIM_TEXT
+
+
+@pytest.mark.parametrize("planted", ["weights", "verified", "locks", "hub"])
+def test_a_folder_link_planted_in_the_zoo_home_is_never_written_through(server, tmp_path, planted):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    home = paths.home()
+    home.mkdir(parents=True, exist_ok=True)
+    (home / planted).symlink_to(elsewhere, target_is_directory=True)
+    server.files["/h.bin"] = b"hello"
+    if planted == "weights":
+        with pytest.raises(StorageError, match="symbolic link"):
+            zoo.download(f"{server.url}/h.bin")
+    else:
+        zoo.download(f"{server.url}/h.bin")  # records are skipped; the file itself is not under the link
+        with pytest.raises(StorageError, match="symbolic link"):
+            paths.make_dirs(home / planted / "x")
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_the_zoo_home_itself_may_be_a_link(server, tmp_path, monkeypatch):
+    real = tmp_path / "disk" / "zoo"
+    real.mkdir(parents=True)
+    (tmp_path / "link").symlink_to(real, target_is_directory=True)
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "link"))
+    server.files["/h.bin"] = b"hello"
+    path = zoo.download(f"{server.url}/h.bin")
+    assert (real / "weights" / "h.bin").read_bytes() == b"hello" and path.read_bytes() == b"hello"

@@ -22,7 +22,7 @@ import warnings
 from pathlib import Path
 
 from .._common import write_text_atomic
-from ..errors import IntegrityError
+from ..errors import IntegrityError, StorageError
 from . import locks, paths
 
 CHUNK = 1 << 20
@@ -96,14 +96,12 @@ def _write_record(path: Path, stamp: Stamp, digest: str) -> None:
     record = _record_path(path)
     folder = record.parent
     try:
-        if folder.is_symlink():  # a planted link would send the records outside the zoo home
-            return
-        folder.mkdir(parents=True, exist_ok=True)
+        paths.make_dirs(folder)  # refuses a planted link, which would send the records outside the zoo home
         size, mtime_ns, ino, ctime_ns = stamp
         fields = {"path": str(path), "size": size, "mtime_ns": mtime_ns, "ino": ino, "ctime_ns": ctime_ns}
         # By rename: a link planted at the record's name is replaced, never written through.
         write_text_atomic(record, json.dumps({**fields, "sha256": digest}))
-    except OSError:
+    except (OSError, StorageError):
         # A read-only zoo home (a copied cache on a shared mount) still serves files; this process
         # remembers the digest in memory, later ones hash again.
         pass

@@ -5,6 +5,7 @@ Nothing here imports torch: `zoo cache dir` and `zoo cache ls` start without it.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import sys
@@ -66,10 +67,36 @@ def cannot_write(path: str | os.PathLike, error: OSError, *, doing: str = "write
 
 
 def make_dirs(folder: str | os.PathLike) -> Path:
-    """Create `folder` and its parents if needed; a folder that cannot be created is one StorageError."""
+    """Create `folder` and its parents if needed; a folder that cannot be created is one StorageError.
+
+    Below the zoo home, folders are made one level at a time and a symbolic link on the way is refused:
+    `mkdir(parents=True)`, and every write after it, would follow a link planted in the cache (`weights/`,
+    `hub/`, `locks/`) and write wherever it points. The zoo home itself may be a link (a cache moved to
+    another disk), and so may folders outside it, which the user named.
+    """
     folder = Path(folder)
+    base = home()
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        below = folder.absolute().relative_to(base.absolute())
+    except ValueError:
+        below = None
+    try:
+        if below is None:
+            folder.mkdir(parents=True, exist_ok=True)
+            return folder
+        base.mkdir(parents=True, exist_ok=True)
+        path = base
+        for part in below.parts:
+            path = path / part
+            if path.is_symlink():
+                raise StorageError(
+                    f"{path} is a symbolic link; zoo never writes through a link planted in its home "
+                    "(remove it, or set ZOO_HOME to the folder it points to)"
+                )
+            with contextlib.suppress(FileExistsError):
+                path.mkdir()
+            if not path.is_dir():
+                raise StorageError(f"{path} is in the way: zoo needs a folder there (remove it)")
     except OSError as e:
         raise cannot_write(folder, e, doing="create the folder") from None
     return folder
