@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+from conftest import PLANTED_SECRET
 
 import zoo
 from zoo.errors import DownloadError, IntegrityError, StorageError
@@ -456,3 +457,20 @@ def test_a_read_only_cache_still_serves_a_verified_file(published, tmp_path, mon
     monkeypatch.setattr(locks.FileLock, "acquire", read_only)
     assert zoo.download(url, path, sha256=DIGEST) == path
     assert len(server.requests_for("/w/model.pth")) == 1
+
+
+@pytest.mark.parametrize(
+    "location", ["http://[::1/x", "http://127.0.0.1:port/x", f"http://u:{PLANTED_SECRET}@[x"]
+)
+def test_a_redirect_to_an_unreadable_url_is_one_download_error(published, tmp_path, location):
+    server, url = published
+    server.faults["/w/model.pth"] = [("redirect", location)]
+    with pytest.raises(DownloadError, match="redirects to (an invalid URL|.* is not a valid URL)"):
+        zoo.download(url, tmp_path / "m.pth")
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("url", ["http://[::1/m.pth", "http://127.0.0.1:port/m.pth"])
+def test_an_unreadable_url_is_one_download_error(tmp_path, url):
+    with pytest.raises(DownloadError, match="is not a valid URL"):
+        zoo.download(url, tmp_path / "m.pth")

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import SplitResult, unquote, urljoin, urlsplit
 from urllib.request import url2pathname
 
 from .._common import redact, same_origin, show_url, write_text_atomic
@@ -102,7 +102,17 @@ def lock_for(path: Path, *, show: bool | None = None) -> locks.ZooLock:
 
 def is_remote(url: str) -> bool:
     """Whether fetching `url` needs the network (http or https)."""
-    return urlsplit(url).scheme in ("http", "https")
+    return _split(url).scheme in ("http", "https")
+
+
+def _split(url: str, *, where: str = "") -> SplitResult:
+    # urlsplit raises ValueError for what it cannot read (`http://[::1`, a port of letters): one DownloadError.
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (checked here: requests would fail on it later, with the URL in its text)
+    except ValueError:
+        raise DownloadError(f"{where}{show_url(url)} is not a valid URL") from None
+    return parts
 
 
 def deadline_seconds() -> float | None:
@@ -141,6 +151,7 @@ def download(
     in warnings. Failures are DownloadError, IntegrityError or StorageError (a folder or disk that cannot be
     written), with no secret of the URL in their text.
     """
+    _split(url)
     if is_offline(offline) and is_remote(url):
         raise DownloadError(f"offline (ZOO_OFFLINE or offline=True): not downloading {show_url(url)}")
     target = _target(url, dst)
@@ -588,25 +599,38 @@ def _get(
 ) -> requests.Response:
     # Redirects are followed by hand: the caller's headers (tokens) go to the first origin only, so
     # never to another host nor, in clear text, to http on the same host.
+    import requests
+
     first = url
     for _ in range(MAX_REDIRECTS + 1):
         same_host = same_origin(url, first)
-        resp = session.get(
-            url,
-            headers={
-                "User-Agent": f"zoo/{__version__}",
-                **(headers if same_host else {}),
-                **request_headers,
-            },
-            stream=True,
-            timeout=timeouts,
-            allow_redirects=False,
-        )
+        try:
+            resp = session.get(
+                url,
+                headers={
+                    "User-Agent": f"zoo/{__version__}",
+                    **(headers if same_host else {}),
+                    **request_headers,
+                },
+                stream=True,
+                timeout=timeouts,
+                allow_redirects=False,
+            )
+        except ValueError as e:  # requests reads a redirect's Location even when not following it
+            if isinstance(e, requests.RequestException):  # InvalidURL and kin: handled by the caller
+                raise
+            raise DownloadError(
+                f"{show_url(url)}: the answer redirects to an invalid URL ({redact(str(e))})"
+            ) from None
         if not resp.is_redirect:
             return resp
         resp.close()
-        target = urljoin(url, resp.headers["Location"])
-        if not is_remote(target):  # a server may not make zoo read a local file or speak another protocol
+        try:
+            target = urljoin(url, resp.headers["Location"])
+        except ValueError:
+            target = resp.headers["Location"]
+        # A server may not make zoo read a local file or speak another protocol.
+        if not is_remote(_split(target, where=f"{show_url(url)} redirects to ").geturl()):
             raise DownloadError(f"{show_url(url)}: redirects to {show_url(target)}, which is not http(s)")
         url = target
     raise DownloadError(f"{show_url(url)}: more than {MAX_REDIRECTS} redirects")
