@@ -70,6 +70,15 @@ def test_the_mirror_query_is_sent_but_never_shown(private_entry, server):
     assert sent[1] == f"/{FILE}"  # the file name went into the path, the signature stayed the query
 
 
+@pytest.mark.parametrize(
+    "mirror", [f"http://u:{PLANTED_SECRET}@[::1/w?sig={PLANTED_SECRET}", "http://h:port/w"]
+)
+def test_a_mirror_that_is_not_a_url_is_one_error(private_entry, monkeypatch, capsys, mirror):
+    monkeypatch.setenv("ZOO_WEIGHTS_MIRROR", mirror)
+    code, _, err = run(capsys, "fetch", "mlp.private")
+    assert code == 1 and err.count("\n") == 1 and "ZOO_WEIGHTS_MIRROR" in err and "not a valid URL" in err
+
+
 def test_zoo_info_shows_entry_urls_without_their_secrets(private_entry, capsys):
     code, out, err = run(capsys, "info", "mlp", "--json")
     assert code == 0 and PLANTED_SECRET not in out + err

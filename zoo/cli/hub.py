@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import ast
 import inspect
+import warnings
 from typing import Any
 
 from .. import hub
+from .._common import redact
 from ..errors import ZooError
-from ..hub import trust
+from ..hub import api, trust
 from ..hub.specs import parse_spec
 from .command import Subcommands, add_command, emit
 
@@ -36,7 +38,7 @@ def hub_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_list_repo(args: argparse.Namespace) -> int:
     """`zoo list REPO`: the repo's entry points."""
     entries = hub.list(args.pattern, **hub_kwargs(args))
-    emit(args, entries, "\n".join(entries) if entries else f"{args.pattern} has no entry points")
+    emit(args, entries, "\n".join(entries) if entries else f"{shown(args.pattern)} has no entry points")
     return 0
 
 
@@ -44,6 +46,20 @@ def cmd_list_repo(args: argparse.Namespace) -> int:
 RESERVED_KWARGS = ("source", "force_reload", "trust_repo", "offline", "skip_validation", "verbose")
 # zoo.load's (and torch.hub.load's) positional parameters: REPO and ENTRY fill them.
 POSITIONAL_NAMES = ("repo_or_dir", "model")
+# The longest --kwarg value read as a Python literal. ast.literal_eval parses before it evaluates, and the
+# parser's memory and recursion grow with nesting: 60,000 characters of `-----1` end in MemoryError. A
+# value this long is a path or a text, never a number or a small list, so it is taken as a string.
+LITERAL_MAX = 1000
+
+
+def shown(repo: str) -> str:
+    """REPO as messages and output show it: parsed, without a URL's user:password, query or fragment."""
+    try:
+        with warnings.catch_warnings():  # the load itself warns about a folder named like owner/repo, once
+            warnings.simplefilter("ignore")
+            return parse_spec(repo).display
+    except ZooError:
+        return redact(repo)
 
 
 def parse_kwarg(item: str) -> tuple[str, Any]:
@@ -62,9 +78,11 @@ def parse_kwarg(item: str) -> tuple[str, Any]:
             f"--kwarg {item!r}: {name} is zoo.load's own {which} argument, so no entry point can receive it "
             "(as with torch.hub.load)"
         )
+    if len(text) > LITERAL_MAX:
+        return name, text
     try:
         value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         value = text
     return name, value
 
@@ -87,11 +105,27 @@ def summary(obj: Any) -> dict[str, Any]:
 def cmd_load(args: argparse.Namespace) -> int:
     """`zoo load REPO ENTRY [--kwarg k=v ...]`: build it and print what it is."""
     kwargs = dict(parse_kwarg(item) for item in args.kwarg)
-    data = {
-        "repo": args.repo,
-        "entry": args.entry,
-        **summary(hub.load(args.repo, args.entry, **hub_kwargs(args), **kwargs)),
-    }
+    options = hub_kwargs(args)
+    repo_dir, fn = api.entry_point(
+        args.repo,
+        args.entry,
+        trust_repo=options["trust_repo"],
+        force_reload=options["force_reload"],
+        verbose=options["verbose"],
+        offline=options["offline"],
+    )
+    # Checked against the entry's signature before anything runs: a name it does not take is one line.
+    api.check_arguments(args.entry, fn, (), kwargs)
+    try:
+        built = api.call_entry(repo_dir, fn, (), kwargs, offline=options["offline"])
+    except TypeError as e:
+        if not kwargs or isinstance(e, ZooError):
+            raise
+        # An entry that takes **kwargs passes them on (resnet18 to torchvision's ResNet), so only the
+        # call can tell that one does not fit; with --kwarg given, that is the user's input, not a bug.
+        given = ", ".join(f"{k}={v!r:.40}" for k, v in kwargs.items())
+        raise ZooError(f"entry point {args.entry} rejects --kwarg {given}: {redact(str(e))}") from None
+    data = {"repo": shown(args.repo), "entry": args.entry, **summary(built)}
     if "num_params" in data:
         text = f"{data['type']}: {data['num_params']:,} parameters ({data['trainable_params']:,} trainable)"
     else:
@@ -115,11 +149,12 @@ def cmd_trust(args: argparse.Namespace) -> int:
         raise ZooError("name a repo (zoo trust OWNER/REPO), or use --list or --remove OWNER/REPO")
     if args.remove and trust.remove(target):
         # A line as `zoo trust --list` shows it, e.g. another server's `https://ghe.example/owner/repo`.
-        emit(args, {"repo": target, "trusted": False}, f"removed {target} from the trusted list")
+        line = redact(target)  # a hand-edited line may hold a URL with a secret in it
+        emit(args, {"repo": line, "trusted": False}, f"removed {line} from the trusted list")
         return 0
     spec = parse_spec(target)
     if not spec.is_remote:
-        raise ZooError(f"{target} is a local directory; local repos are always trusted")
+        raise ZooError(f"{spec.display} is a local directory; local repos are always trusted")
     key = spec.trust_key
     if args.remove:
         if not trust.remove(key):
@@ -136,7 +171,11 @@ def cmd_help(args: argparse.Namespace) -> int:
     """`zoo help REPO ENTRY`: the entry point's docstring, dedented (zoo.help returns it as written)."""
     raw = hub.help(args.repo, args.entry, **hub_kwargs(args))
     doc = inspect.cleandoc(raw) if raw else ""
-    emit(args, {"repo": args.repo, "entry": args.entry, "doc": doc}, doc or f"{args.entry} has no docstring")
+    emit(
+        args,
+        {"repo": shown(args.repo), "entry": args.entry, "doc": doc},
+        doc or f"{args.entry} has no docstring",
+    )
     return 0
 
 

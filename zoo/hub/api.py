@@ -165,8 +165,69 @@ def load(
     `source=None` (zoo's default) reads `repo_or_dir` as a folder if it is one, else as a remote spec;
     "github", "gitlab", "local" and "url" (in any case) force one reading.
     """
+    repo_dir, fn = entry_point(
+        repo_or_dir,
+        model,
+        source=source,
+        trust_repo=trust_repo,
+        force_reload=force_reload,
+        verbose=verbose,
+        offline=offline,
+    )
+    return call_entry(repo_dir, fn, args, kwargs, offline=offline)
+
+
+def entry_point(
+    repo_or_dir: str | Path,
+    model: str,
+    *,
+    source: str | None = None,
+    trust_repo: Any = None,
+    force_reload: bool = False,
+    verbose: bool = True,
+    offline: bool | None = None,
+) -> tuple[Path, Callable[..., Any]]:
+    """The repo's folder and its entry point `model`, not called yet (the first half of `load`)."""
     repo_dir, module = _open(repo_or_dir, source, force_reload, trust_repo, offline, verbose)
-    fn = _entry(module, model, repo_dir)
+    return repo_dir, _entry(module, model, repo_dir)
+
+
+def call_entry(
+    repo_dir: Path,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...] = (),
+    kwargs: dict[str, Any] | None = None,
+    *,
+    offline: bool | None = None,
+) -> Any:
+    """Call an entry point of the repo at `repo_dir` as `load` does: its modules isolated, offline mode
+    holding for what it resolves (the second half of `load`)."""
     # offline=True also holds for the weights the entry point resolves (zoo's own builders).
     with isolated(repo_dir), offline_mode(offline):
-        return fn(*args, **kwargs)
+        return fn(*args, **(kwargs or {}))
+
+
+def check_arguments(name: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """InvalidArgumentError when entry point `name` cannot take `*args, **kwargs` by its signature (a name it
+    has no parameter for, a missing required one), saying which names it takes; nothing when its signature
+    cannot be read or has `**kwargs` (then only the call can tell).
+
+    `load` does not call it: as torch.hub.load, it lets the entry point raise its own TypeError. The CLI
+    does, so that `zoo load ... -k bogus=1` is one line rather than a traceback.
+    """
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):  # a builtin or C callable without a readable signature
+        return
+    try:
+        sig.bind(*args, **kwargs)
+    except TypeError as e:
+        takes = [p.name for p in sig.parameters.values() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        unknown_names = [k for k in kwargs if k not in sig.parameters]
+        if unknown_names and not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+            what = f"does not take {', '.join(unknown_names)}"
+        else:
+            what = f"cannot be called so: {e}"
+        raise InvalidArgumentError(
+            f"entry point {name} {what} (takes: {', '.join(takes) or 'no arguments'})"
+        ) from None

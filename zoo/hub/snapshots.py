@@ -21,11 +21,15 @@ from .._common import COMMIT, write_text_atomic
 from ..errors import HubError
 from ..store import download, integrity, paths
 from ..store.locks import file_lock
+from ._files import read_small
 from .archives import archive_commit, extract_archive
 from .fetch import fetch
 from .specs import HubSpec
 
 INDEX = "refs.json"
+# An index holds one line of about 60 bytes a ref: 4 MiB is some 70,000 refs, more than any repo's
+# branches and tags, and bounds what a file planted in its place makes zoo read.
+INDEX_MAX = 4 << 20
 _SHORT_SHA = re.compile(
     r"^[0-9a-fA-F]{7,63}$"
 )  # GitHub's shortest displayed SHA, to avoid hex-named branches
@@ -44,23 +48,31 @@ def _ref_key(spec: HubSpec) -> str:
 
 
 def read_index(folder: Path) -> dict[str, str]:
-    """The ref → commit index of a repo cache folder (empty if there is none, it is unreadable, or it is a
-    link someone planted: zoo writes it as a plain file, and replaces such a link)."""
+    """The ref → commit index of a repo cache folder: empty if there is none, if its text is not an index
+    (a crash mid-write, a hand edit: the next fetch rewrites it), or if it is a link someone planted (zoo
+    writes it as a plain file, and replaces such a link). Anything else at its name (a FIFO, which would
+    block a plain read forever; a folder, which no rename can replace) is one HubError saying to remove it.
+    """
     index = folder / INDEX
-    try:
-        if index.is_symlink():
-            return {}
-        data = json.loads(index.read_text())
-    except (OSError, ValueError):
+    if index.is_symlink():
         return {}
-    refs = data.get("refs", {}) if isinstance(data, dict) else {}
+    data = read_small(index, limit=INDEX_MAX, what="a ref index")
+    try:
+        parsed = json.loads(data) if data is not None else {}
+    except (ValueError, RecursionError):
+        return {}
+    refs = parsed.get("refs", {}) if isinstance(parsed, dict) else {}
+    if not isinstance(refs, dict):
+        return {}
     return {k: v for k, v in refs.items() if isinstance(k, str) and isinstance(v, str) and COMMIT.match(v)}
 
 
 def _write_index(folder: Path, refs: dict[str, str]) -> None:
-    write_text_atomic(
-        folder / INDEX, json.dumps({"version": 1, "refs": dict(sorted(refs.items()))}, indent=1)
-    )
+    index = folder / INDEX
+    try:
+        write_text_atomic(index, json.dumps({"version": 1, "refs": dict(sorted(refs.items()))}, indent=1))
+    except OSError as e:
+        raise paths.cannot_write(index, e, doing="write the ref index") from None
 
 
 def commits(folder: Path) -> list[str]:
@@ -73,26 +85,6 @@ def commits(folder: Path) -> list[str]:
 def _real_dir(path: Path) -> bool:
     # A snapshot is a folder zoo made; a link planted in its place (to code elsewhere) is not one.
     return path.is_dir() and not path.is_symlink()
-
-
-def _make_folder(folder: Path) -> None:
-    # Made one level at a time below the zoo home, refusing a link on the way: mkdir(parents=True) and
-    # everything after it would follow a planted link and write snapshots, the index and the lock wherever
-    # it points. The zoo home itself may be a link (a cache moved to another disk).
-    home = paths.home()
-    home.mkdir(parents=True, exist_ok=True)
-    path = home
-    for part in folder.relative_to(home).parts:
-        path = path / part
-        if path.is_symlink():
-            raise HubError(
-                f"{path} is a symbolic link; zoo does not write hub snapshots through links in its cache: "
-                "remove it and load again"
-            )
-        with contextlib.suppress(FileExistsError):
-            path.mkdir()
-        if not path.is_dir():
-            raise HubError(f"{path} is in the way of the hub cache: it is not a folder; remove it")
 
 
 def cached(spec: HubSpec) -> Path | None:
@@ -151,7 +143,9 @@ def snapshot(
     if offline:
         raise _offline_error(spec)
     folder = repo_dir(spec)
-    _make_folder(folder)
+    # One level at a time below the zoo home, refusing a link planted on the way (StorageError):
+    # snapshots, the index and the lock would otherwise be written wherever it points.
+    paths.make_dirs(folder)
     lock = folder / ".lock"
     if lock.is_symlink():  # a planted link; zoo's locks refuse links, and this folder is zoo's own
         lock.unlink(missing_ok=True)

@@ -113,13 +113,33 @@ def same_server(a: str, b: str) -> bool:
 
 
 def github_url() -> str:
-    """The GitHub-layout forge: `ZOO_GITHUB_URL`, else https://github.com."""
-    return (os.environ.get("ZOO_GITHUB_URL") or DEFAULT_GITHUB_URL).rstrip("/")
+    """The GitHub-layout forge: `ZOO_GITHUB_URL`, else https://github.com (InvalidSpecError naming the
+    variable when it is not an http(s) URL with a host)."""
+    return _server_url("ZOO_GITHUB_URL", DEFAULT_GITHUB_URL)
 
 
 def gitlab_url() -> str:
-    """The GitLab server: `ZOO_GITLAB_URL`, else https://gitlab.com."""
-    return (os.environ.get("ZOO_GITLAB_URL") or DEFAULT_GITLAB_URL).rstrip("/")
+    """The GitLab server: `ZOO_GITLAB_URL`, else https://gitlab.com (InvalidSpecError naming the variable
+    when it is not an http(s) URL with a host)."""
+    return _server_url("ZOO_GITLAB_URL", DEFAULT_GITLAB_URL)
+
+
+def _server_url(var: str, default: str) -> str:
+    url = (os.environ.get(var) or default).rstrip("/")
+    # Checked here, once, so that every later urlsplit of it (origin, host, same_server, the token rule)
+    # reads a URL that parses: `http://[bad` would otherwise be a ValueError traceback deep in a load.
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as e:
+        raise InvalidSpecError(
+            f"{var}={redact(url)!r} is not a URL: {e}; set it to https://HOST[/PREFIX]"
+        ) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
+        raise InvalidSpecError(
+            f"{var}={redact(url)!r} is not an http(s) URL of a server; set it to https://HOST[/PREFIX]"
+        )
+    return url
 
 
 def _pathlike(text: str) -> bool:
@@ -162,7 +182,13 @@ def _split_ref(spec: str, rest: str) -> tuple[str, str | None]:
 
 
 def _url(spec: str) -> HubSpec:
-    parts = urlsplit(spec)
+    try:
+        parts = urlsplit(spec)
+        port = parts.port  # read here: a port that is not a number fails later in origin() otherwise
+    except ValueError as e:  # an unclosed IPv6 bracket, a port out of range
+        raise _malformed(spec, f"not a URL ({e})") from None
+    if port == 0:
+        raise _malformed(spec, "port 0")
     if parts.scheme not in ("http", "https", "file"):
         raise _malformed(spec, f"URL scheme {parts.scheme!r} is not supported")
     if parts.scheme != "file" and not parts.netloc:

@@ -25,12 +25,16 @@ from .._common import show_url, write_text_atomic
 from ..errors import HubError
 from ..store import paths
 from ..store.locks import file_lock
+from ._files import read_small_text
 from .specs import HubSpec
 
 # The owners torch.hub trusts without asking; only on github.com itself, never on another server that
 # ZOO_GITHUB_URL names (anyone can create a `pytorch` user on a mirror).
 DEFAULT_OWNERS = ("pytorch", "facebookresearch", "facebookincubator", "fairinternal")
 TRUST_VALUES = (True, False, "check", None)
+# The trusted list is one repo a line (about 40 bytes); 1 MiB is some 25,000 repos, far more than anyone
+# trusts, and bounds what a file planted in its place makes zoo read.
+TRUST_FILE_MAX = 1 << 20
 
 
 def trust_file() -> Path:
@@ -40,11 +44,13 @@ def trust_file() -> Path:
 
 
 def trusted() -> list[str]:
-    """The repos on the trusted list, in the order they were added."""
-    try:
-        lines = trust_file().read_text().splitlines()
-    except FileNotFoundError:
-        return []
+    """The repos on the trusted list, in the order they were added.
+
+    Anything but a plain UTF-8 file at the list's name (a FIFO, a folder, a link, a zoo home that is not a
+    folder) is one HubError naming it, never a hang or a traceback.
+    """
+    text = read_small_text(trust_file(), limit=TRUST_FILE_MAX, what="the trusted-repo list")
+    lines = (text or "").splitlines()
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
@@ -78,12 +84,16 @@ def _known(spec: HubSpec) -> bool:
 
 
 def _write(keys: list[str]) -> None:
-    write_text_atomic(trust_file(), "".join(k + "\n" for k in keys))
+    path = trust_file()
+    try:
+        write_text_atomic(path, "".join(k + "\n" for k in keys))
+    except OSError as e:
+        raise paths.cannot_write(path, e, doing="write the trusted-repo list") from None
 
 
 def add(key: str) -> bool:
     """Put `key` on the trusted list; False if it was already there."""
-    trust_file().parent.mkdir(parents=True, exist_ok=True)
+    paths.make_dirs(trust_file().parent)  # refuses a link planted on the way (StorageError)
     with file_lock(str(trust_file()) + ".lock", what="the trusted-repo list"):
         keys = trusted()
         if key in keys:
@@ -94,7 +104,7 @@ def add(key: str) -> bool:
 
 def remove(key: str) -> bool:
     """Take `key` off the trusted list; False if it was not on it."""
-    if not trust_file().exists():
+    if key not in trusted():  # also the HubError for a FIFO, folder or link at the list's name
         return False
     with file_lock(str(trust_file()) + ".lock", what="the trusted-repo list"):
         keys = trusted()

@@ -59,7 +59,11 @@ def mirror_url(w: Weights) -> str | None:
         return None
     if "://" not in mirror:
         mirror = Path(mirror).expanduser().absolute().as_uri()
-    parts = urlsplit(mirror)
+    try:
+        parts = urlsplit(mirror)
+        parts.port  # noqa: B018  (a port of letters fails here, not later with the URL in requests' text)
+    except ValueError:
+        raise DownloadError(f"ZOO_WEIGHTS_MIRROR={show_url(mirror)} is not a valid URL or folder") from None
     # Quoted, so that a name's `?`, `#` or `%` stays part of the path on an http mirror and a file URL alike.
     path = f"{parts.path.rstrip('/')}/{quote(w.file_name, safe='')}"
     return urlunsplit(parts._replace(path=path, fragment=""))
