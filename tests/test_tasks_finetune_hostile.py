@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+from collections import Counter
 
 import pytest
 from PIL import Image
@@ -65,3 +67,25 @@ def test_an_earlier_run_is_kept_unless_overwrite_and_the_output_may_not_be_insid
     with pytest.raises(InvalidArgumentError, match="inside the data folder"):
         finetune(data, data / "out", **FAST)
     assert not (data / "out").exists()
+
+
+def test_links_to_parent_folders_are_walked_once_not_forever(tmp_path):
+    from zoo.tasks.finetuning import _image_folder
+
+    data = dataset(tmp_path / "data", [("cat", 50), ("dog", 200)])
+    elsewhere = dataset(tmp_path / "elsewhere", [("more", 120)])
+    for folder in ("cat", "dog"):
+        for name in ("a", "b"):  # two links to the root per level: exponential for os.walk(followlinks=True)
+            (data / folder / name).symlink_to(data, target_is_directory=True)
+    (data / "dog" / "linked").symlink_to(elsewhere / "more", target_is_directory=True)  # still followed
+    found: list = []
+    walker = threading.Thread(target=lambda: found.append(_image_folder(data)), daemon=True)
+    walker.start()
+    walker.join(timeout=30)
+    assert found, "walking the data folder did not finish in 30 s"
+    counts = Counter(label for _, label in found[0].samples)
+    # Each real folder once per class: its own 3 images, through the link to the root the other class's 3, and
+    # dog/linked's 3 (reached by cat through the root too); the walk never re-enters a folder it has seen.
+    assert counts == {0: 9, 1: 9}
+    card = finetune(data, tmp_path / "out", **FAST)
+    assert card["categories"] == ["cat", "dog"]
