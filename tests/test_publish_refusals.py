@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
 
 import pytest
 import torch
@@ -137,3 +139,39 @@ def test_an_output_folder_under_a_file_is_refused_before_any_write(tmp_path):
             make_mlp(), name="t", arch="mlp", out_dir=tmp_path / "file" / "w", manifest=tmp_path / "m.json"
         )
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "zoo_home") == ["file"]
+
+
+def test_a_hubconf_that_is_a_fifo_is_refused_without_waiting(repo, tmp_path):
+    hubconf = repo / "hubconf.py"
+    hubconf.unlink()
+    os.mkfifo(hubconf)
+    before = sorted(p.name for p in repo.rglob("*"))
+    outcome: list = []
+
+    def attempt():
+        try:
+            publish_next(repo, tmp_path)
+        except ZooError as e:
+            outcome.append(e)
+
+    worker = threading.Thread(target=attempt, daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    if worker.is_alive():  # let the blocked reader go before failing
+        os.close(os.open(hubconf, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail("publish waited on a FIFO named hubconf.py")
+    assert outcome and "not a regular file" in str(outcome[0])
+    assert sorted(p.name for p in repo.rglob("*")) == before
+
+
+def test_a_linked_manifest_and_hubconf_are_updated_where_they_live(repo, tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    for name in ("weights_manifest.json", "hubconf.py"):
+        (repo / name).rename(real / name)
+        (repo / name).symlink_to(real / name)
+    publish_next(repo, tmp_path)
+    for name in ("weights_manifest.json", "hubconf.py"):
+        assert (repo / name).is_symlink(), f"{name}: the user's link was replaced by a copy"
+    assert "mlp.next" in json.loads((real / "weights_manifest.json").read_text())["weights"]
+    assert "def mlp_next(" in (real / "hubconf.py").read_text()

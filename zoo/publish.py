@@ -234,7 +234,9 @@ def publish(
                 undo.install(staged, repo_dir / "weights" / file_name, digest)
                 with _lock(repo_dir / "hubconf.py"):
                     undo.keep(repo_dir / "hubconf.py")
-                    write_text_atomic(repo_dir / "hubconf.py", _hubconf_text(repo_dir, weights, entry_point))
+                    write_text_atomic(
+                        _through_link(repo_dir / "hubconf.py"), _hubconf_text(repo_dir, weights, entry_point)
+                    )
                 undo.keep(repo_dir / "weights_manifest.json")
                 _update_manifest(repo_dir / "weights_manifest.json", key, record, default)
         except BaseException as e:
@@ -281,6 +283,7 @@ def _check_target_dir(folder: Path, what: str) -> None:
 
 def _check_manifest(path: Path) -> None:
     """A manifest to update must be a readable manifest (or not exist yet) in a writable folder."""
+    path = _through_link(path)
     if os.path.lexists(path):
         manifest.read_raw(path)  # ManifestError for a folder, bad JSON, another schema
         if not os.access(path.parent, os.W_OK | os.X_OK):
@@ -318,6 +321,7 @@ class _Undo:
 
     def keep(self, path: Path) -> None:
         """Remember `path`'s bytes (or its absence) to restore them on failure."""
+        path = _through_link(path)
         if path in self._seen:
             return
         self._seen.add(path)
@@ -414,6 +418,7 @@ def _lock(path: Path) -> ZooLock:
 
 
 def _update_manifest(path: Path, key: str, entry: dict[str, Any], default: bool | None) -> None:
+    path = _through_link(path)
     with _lock(path):
         data = (
             manifest.read_raw(path)
@@ -443,11 +448,18 @@ def write_hub_entry(repo: Path, weights: Weights, weight_file: Path, entry: str 
         try:
             undo.make_dirs(repo / "weights")
             undo.install(Path(weight_file), target, weights.sha256)
-            write_text_atomic(repo / "hubconf.py", text)
+            write_text_atomic(_through_link(repo / "hubconf.py"), text)
         except BaseException:
             undo.roll_back()
             raise
     return repo / "hubconf.py"
+
+
+def _through_link(path: Path) -> Path:
+    """Where a write of the user's `path` must go: a link the user made (a manifest or hubconf kept in another
+    folder) is written through, so the file it names is updated and the link stays; a rename onto the link
+    itself would replace it with a copy, and the user's real file would never change."""
+    return path.resolve() if path.is_symlink() else path
 
 
 def _current_hubconf(repo: Path, entry: str, key: str) -> str:
@@ -455,6 +467,10 @@ def _current_hubconf(repo: Path, entry: str, key: str) -> str:
     hubconf = repo / "hubconf.py"
     if not os.path.lexists(hubconf):
         return HUBCONF_HEADER
+    if (
+        not hubconf.is_file()
+    ):  # a FIFO would block the read forever; a folder or a dangling link cannot be read
+        raise ZooError(f"{hubconf} is not a regular file; hubconf unchanged")
     try:
         text = hubconf.read_text(encoding="utf-8")
     except UnicodeDecodeError:
