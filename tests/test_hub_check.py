@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from zoo import check_repo
@@ -130,3 +131,60 @@ def test_the_zoo_repo_passes_its_own_check():
     strict = check._check_manifest(REPO_ROOT, strict=True)  # upstream files known only by a hash prefix
     assert "weights_manifest.json: resnet101.imagenet1k_v2 has no full sha256" in strict
     assert not any("mlp.blobs" in line for line in strict)  # the bundled ones are complete
+
+
+# --- hardening (issue 12): manifest entries that are not entries, file names that lead out of the repo ---
+
+
+def manifest_repo(tmp_path, weights: dict) -> object:
+    repo = repo_with(tmp_path, GOOD)
+    data = {"schema_version": manifest.SCHEMA_VERSION, "defaults": {}, "weights": weights}
+    (repo / "weights_manifest.json").write_text(json.dumps(data))
+    return repo
+
+
+def test_a_manifest_entry_that_is_not_an_object_is_a_problem_not_a_crash(tmp_path, capsys, monkeypatch):
+    repo = manifest_repo(tmp_path, {"x.a": 5, "x.b": [1], "x.c": None, "x.d": "text"})
+    problems = check._check_manifest(repo, strict=False)
+    assert problems == [
+        f"weights_manifest.json: weights manifest entry 'x.{tag}': must be an object, not a {kind}"
+        for tag, kind in (("a", "number"), ("b", "list"), ("c", "null"), ("d", "string"))
+    ]
+    # the whole command: exit 1 and valid JSON (the repo's code run here, not in a child, to keep it fast)
+    monkeypatch.setattr(check, "_run_in_child", check.run_code)
+    assert main(["check", str(repo), "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["problems"] == problems
+
+
+@pytest.mark.parametrize(
+    "file_name", ["../../outside.bin", "../outside.bin", "/abs/outside.bin", "sub/x.bin", ".."]
+)
+def test_a_manifest_file_name_never_makes_check_read_outside_the_repo(tmp_path, monkeypatch, file_name):
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(b"abc")
+    (tmp_path / "repo" / "weights").mkdir(parents=True)
+    repo = manifest_repo(
+        tmp_path, {"x.a": {"arch": "x", "file_name": file_name, "sha256": "0" * 64, "size": 1}}
+    )
+    read = []
+    real_digest = check.integrity.digest
+    monkeypatch.setattr(check.integrity, "digest", lambda p, **kw: read.append(p) or real_digest(p, **kw))
+    problems = check._check_manifest(repo, strict=True)
+    assert len(problems) == 1 and "file_name" in problems[0] and "is not a plain file name" in problems[0]
+    assert "bytes, the entry says" not in problems[0] and read == []
+
+
+def test_a_bundled_file_that_links_out_of_the_repo_is_a_problem_and_not_read(tmp_path, monkeypatch):
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(b"abc")
+    repo = manifest_repo(
+        tmp_path, {"x.a": {"arch": "x", "file_name": "a.bin", "sha256": "0" * 64, "size": 3}}
+    )
+    (repo / "weights").mkdir()
+    (repo / "weights" / "a.bin").symlink_to(outside)
+    monkeypatch.setattr(
+        check.integrity, "digest", lambda *a, **kw: pytest.fail("read a file outside the repo")
+    )
+    assert check._check_manifest(repo, strict=True) == [
+        "weights_manifest.json: x.a: weights/a.bin is a link to a file outside the repo"
+    ]

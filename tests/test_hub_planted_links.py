@@ -1,10 +1,10 @@
 """Links planted in the hub cache (at a snapshot folder, the ref index, the lock, the repo folder) are never
-written through: the victim they point at is unchanged, and the link is replaced or one HubError says so."""
+written through: the victim they point at is unchanged, and the link is replaced or one StorageError says so."""
 
 import pytest
 
 import zoo
-from zoo.errors import HubError
+from zoo.errors import StorageError
 from zoo.hub import snapshots
 from zoo.hub.specs import parse_spec
 
@@ -68,7 +68,7 @@ def test_a_linked_repo_or_owner_folder_is_one_clear_error(forge, victim, level):
     planted.parent.mkdir(parents=True)
     planted.symlink_to(victim, target_is_directory=True)
     before = snapshot_of(victim)
-    with pytest.raises(HubError, match=f"^{planted} is a symbolic link; zoo does not write hub snapshots"):
+    with pytest.raises(StorageError, match=f"^{planted} is a symbolic link; zoo never writes through a link"):
         zoo.load("alice/nets", "version", trust_repo=True)
     assert snapshot_of(victim) == before and sorted(p.name for p in victim.iterdir()) == [
         "hubconf.py",

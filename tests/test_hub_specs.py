@@ -191,3 +191,64 @@ def test_malformed_specs_are_value_errors_as_in_torch_hub():
     with pytest.raises(ValueError, match="malformed hub spec") as e:
         parse_spec("o/r:a:b")
     assert isinstance(e.value, InvalidSpecError | HubError)
+
+
+# --- hardening (issue 12): server variables and URLs that urlsplit cannot read ---
+
+
+def _bad_server_urls():
+    from conftest import PLANTED_SECRET
+
+    return [
+        "http://[bad",
+        f"http://user:{PLANTED_SECRET}@[bad",
+        "http://127.0.0.1:99999",
+        "http://127.0.0.1:port",
+        "http://127.0.0.1:0",
+        "ftp://127.0.0.1",
+        "127.0.0.1:8080",
+        "http://",
+    ]
+
+
+@pytest.mark.parametrize("value", _bad_server_urls())
+@pytest.mark.parametrize(
+    ("var", "spec"), [("ZOO_GITHUB_URL", "alice/nets"), ("ZOO_GITLAB_URL", "gitlab:g/nets")]
+)
+def test_a_server_variable_that_is_no_url_is_one_error_naming_it(monkeypatch, capsys, var, spec, value):
+    import zoo
+    from zoo.cli import main
+
+    monkeypatch.setenv(var, value)
+    with pytest.raises(InvalidSpecError, match=f"^{var}=.* set it to https://HOST"):
+        parse_spec(spec)
+    with pytest.raises(InvalidSpecError, match=f"^{var}="):
+        zoo.load(spec, "version", trust_repo=True)
+    for argv in (["load", spec, "version", "--trust"], ["trust", spec], ["list", spec]):
+        assert main(argv) == 1
+        out, err = capsys.readouterr()
+        assert out == "" and err.startswith(f"zoo: error: {var}=") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://[bad/x.zip", "http://[::1/x.zip", "http://127.0.0.1:99999/x.zip", "http://127.0.0.1:0/x.zip"],
+)
+def test_an_archive_url_that_urlsplit_cannot_read_is_a_malformed_spec(capsys, url):
+    from conftest import PLANTED_SECRET
+
+    from zoo.cli import main
+
+    secret = f"{url}?token={PLANTED_SECRET}"
+    with pytest.raises(InvalidSpecError, match="^malformed hub spec"):
+        parse_spec(secret)
+    assert not looks_like_spec(secret)
+    assert main(["load", secret, "version", "--trust"]) == 1
+    assert capsys.readouterr().err.startswith("zoo: error: malformed hub spec")
+
+
+def test_a_server_with_a_port_and_prefix_still_parses(monkeypatch):
+    monkeypatch.setenv("ZOO_GITHUB_URL", "http://[::1]:8080/ghe/")
+    spec = parse_spec("alice/nets")
+    assert spec.archive_url == "http://[::1]:8080/ghe/alice/nets/archive/HEAD.zip"
+    assert spec.host == "[__1]_8080_ghe"

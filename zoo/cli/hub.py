@@ -123,7 +123,7 @@ def cmd_load(args: argparse.Namespace) -> int:
             raise
         # An entry that takes **kwargs passes them on (resnet18 to torchvision's ResNet), so only the
         # call can tell that one does not fit; with --kwarg given, that is the user's input, not a bug.
-        given = ", ".join(f"{k}={v!r:.40}" for k, v in kwargs.items())
+        given = ", ".join(kwargs)
         raise ZooError(f"entry point {args.entry} rejects --kwarg {given}: {redact(str(e))}") from None
     data = {"repo": shown(args.repo), "entry": args.entry, **summary(built)}
     if "num_params" in data:

@@ -350,27 +350,36 @@ def _check_manifest(repo: Path, strict: bool) -> list[str]:
     except ZooError as e:
         return [str(e)]
     problems = []
+    categories = raw.get("categories", {})
     for key, entry in sorted(raw["weights"].items()):
         where = f"weights_manifest.json: {key}"
-        sha, size = entry.get("sha256"), entry.get("size")
-        bundled = _bundled(repo, str(entry.get("file_name", "")))
-        upstream_prefix = entry.get("urls") and sha and not bundled.is_file()
+        try:
+            # Every field checked (an entry that is not an object, a file_name with a folder or `..` in
+            # it) before any is used: the file name below must not lead out of the repo.
+            weights = manifest.entry_to_weights(key, entry, categories)
+        except ZooError as e:
+            problems.append(f"weights_manifest.json: {e}")
+            continue
+        sha, size = weights.sha256, weights.size
+        bundled = _bundled(repo, weights.file_name)
+        upstream_prefix = weights.urls and sha and not bundled.is_file()
         if upstream_prefix and not strict:
             continue
-        if not sha or len(str(sha)) != 64:
+        if not sha or len(sha) != 64:
             problems.append(f"{where} has no full sha256")
         if not isinstance(size, int):
             problems.append(f"{where} has no size")
         if not bundled.is_file():
-            if not entry.get("urls"):
-                problems.append(
-                    f"{where}: weights/{entry.get('file_name')} is missing and the entry has no URL"
-                )
+            if not weights.urls:
+                problems.append(f"{where}: weights/{weights.file_name} is missing and the entry has no URL")
             continue
-        if isinstance(size, int) and bundled.stat().st_size != size:
-            problems.append(
-                f"{where}: {bundled.relative_to(repo)} is {bundled.stat().st_size} bytes, the entry says {size}"
-            )
-        elif sha and not integrity.matches(str(sha), integrity.digest(bundled, rehash=True)):
+        if not bundled.resolve().is_relative_to(repo):
+            # A link out of the repo: publishing would copy what it points to, and the check must not read it.
+            problems.append(f"{where}: {bundled.relative_to(repo)} is a link to a file outside the repo")
+            continue
+        actual = bundled.stat().st_size
+        if isinstance(size, int) and actual != size:
+            problems.append(f"{where}: {bundled.relative_to(repo)} is {actual} bytes, the entry says {size}")
+        elif sha and not integrity.matches(sha, integrity.digest(bundled, rehash=True)):
             problems.append(f"{where}: {bundled.relative_to(repo)} does not match its sha256")
     return problems

@@ -234,7 +234,9 @@ def normalize_source(source: str | None) -> str | None:
     return source.lower()
 
 
-def _parse(repo_or_dir: str | os.PathLike[str], source: str | None, *, warn: bool) -> HubSpec:
+def _parse(
+    repo_or_dir: str | os.PathLike[str], source: str | None, *, warn: bool, servers: bool = True
+) -> HubSpec:
     source = normalize_source(source)
     if isinstance(repo_or_dir, os.PathLike):
         if source not in (None, "local"):
@@ -265,18 +267,22 @@ def _parse(repo_or_dir: str | os.PathLike[str], source: str | None, *, warn: boo
         return _url(spec)
     if source == "gitlab" or (source is None and spec.startswith("gitlab:")):
         path, ref = _split_ref(spec, spec.removeprefix("gitlab:"))
-        return HubSpec("gitlab", _repo_path(spec, path, nested=True), _ref(spec, ref), gitlab_url())
+        base = gitlab_url() if servers else ""
+        return HubSpec("gitlab", _repo_path(spec, path, nested=True), _ref(spec, ref), base)
     if source is None and "/" not in spec:
         raise _malformed(spec, "not an existing directory, and not owner/repo")
     path, ref = _split_ref(spec, spec)
-    return HubSpec("github", _repo_path(spec, path, nested=False), _ref(spec, ref), github_url())
+    base = github_url() if servers else ""
+    return HubSpec("github", _repo_path(spec, path, nested=False), _ref(spec, ref), base)
 
 
 def looks_like_spec(text: str) -> bool:
     """Whether `text` names a hub repo rather than a model pattern: a remote spec, a path written as one
     (absolute, `./`, `~`), or a folder holding hubconf.py."""
     try:
-        spec = _parse(text, None, warn=False)  # the load that follows warns, once
+        # The load that follows warns, once, and reports a server variable that is not a URL (naming it):
+        # here only the spec's form counts.
+        spec = _parse(text, None, warn=False, servers=False)
     except HubError:
         return False
     return spec.is_remote or _pathlike(text) or (spec.local / "hubconf.py").is_file()
