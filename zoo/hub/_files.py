@@ -1,0 +1,81 @@
+"""Reading the small files the hub keeps in the zoo home (the trusted list, each repo's ref index) without
+trusting what is found at their names: anyone who can write the zoo home can plant a FIFO (which blocks a
+plain `read_text` forever), a folder, a device, a link or a huge file there.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+from ..errors import HubError
+
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def read_small(path: Path, *, limit: int, what: str) -> bytes | None:
+    """The bytes of `path`, a regular file of at most `limit` bytes, or None when nothing is there.
+
+    Opened with O_NOFOLLOW|O_NONBLOCK and checked with fstat on the open file, so a planted link is not
+    followed and a FIFO is not waited on. Anything else at `path` (a link, a folder, a FIFO, a device, a file
+    over `limit`, a read error) is one HubError naming the path, `what` zoo keeps there, and what to do.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise _in_the_way(path, what, "a symbolic link") from None
+        raise _unreadable(path, what, e) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = next((name for test, name in _KINDS if test(st.st_mode)), "not a regular file")
+            raise _in_the_way(path, what, kind)
+        if st.st_size > limit:
+            raise _in_the_way(path, what, f"a file of {st.st_size} bytes (zoo writes at most {limit})")
+        data = os.read(fd, limit + 1)
+    except OSError as e:
+        raise _unreadable(path, what, e) from None
+    finally:
+        os.close(fd)
+    if len(data) > limit:  # grew between fstat and read
+        raise _in_the_way(path, what, f"a file of more than {limit} bytes")
+    return data
+
+
+def read_small_text(path: Path, *, limit: int, what: str) -> str | None:
+    """`read_small`, decoded as UTF-8; bytes that are not UTF-8 are one HubError naming the path."""
+    data = read_small(path, limit=limit, what=what)
+    if data is None:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise HubError(
+            f"{path} is not UTF-8 text, so it is not {what} as zoo writes it; remove it (or fix it)"
+        ) from None
+
+
+def _in_the_way(path: Path, what: str, kind: str) -> HubError:
+    return HubError(f"{path} is {kind}, not {what} as zoo writes it (a plain file); remove it")
+
+
+def _unreadable(path: Path, what: str, error: OSError) -> HubError:
+    reason = error.strerror or type(error).__name__
+    hint = (
+        "ZOO_HOME, or a folder between it and this file, is not a folder"
+        if error.errno == errno.ENOTDIR
+        else "make it readable, or remove it"
+    )
+    return HubError(f"cannot read {what} {path}: {reason} ({hint})")
