@@ -21,7 +21,7 @@ from .._common import COMMIT, write_text_atomic
 from ..errors import HubError
 from ..store import download, integrity, paths
 from ..store.locks import file_lock
-from ._files import read_small
+from ..store.small_files import read_small
 from .archives import archive_commit, extract_archive
 from .fetch import fetch
 from .specs import HubSpec
@@ -56,7 +56,7 @@ def read_index(folder: Path) -> dict[str, str]:
     index = folder / INDEX
     if index.is_symlink():
         return {}
-    data = read_small(index, limit=INDEX_MAX, what="a ref index")
+    data = read_small(index, limit=INDEX_MAX, what="a ref index", error=HubError)
     try:
         parsed = json.loads(data) if data is not None else {}
     except (ValueError, RecursionError):

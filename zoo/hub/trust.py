@@ -25,7 +25,7 @@ from .._common import show_url, write_text_atomic
 from ..errors import HubError
 from ..store import paths
 from ..store.locks import file_lock
-from ._files import read_small_text
+from ..store.small_files import read_small_text
 from .specs import HubSpec
 
 # The owners torch.hub trusts without asking; only on github.com itself, never on another server that
@@ -49,7 +49,7 @@ def trusted() -> list[str]:
     Anything but a plain UTF-8 file at the list's name (a FIFO, a folder, a link, a zoo home that is not a
     folder) is one HubError naming it, never a hang or a traceback.
     """
-    text = read_small_text(trust_file(), limit=TRUST_FILE_MAX, what="the trusted-repo list")
+    text = read_small_text(trust_file(), limit=TRUST_FILE_MAX, what="the trusted-repo list", error=HubError)
     lines = (text or "").splitlines()
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 

@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import re
-import stat
 import threading
 import time
 import warnings
@@ -23,7 +22,7 @@ from pathlib import Path
 
 from .._common import write_text_atomic
 from ..errors import IntegrityError, StorageError
-from . import locks, paths
+from . import locks, paths, small_files
 
 CHUNK = 1 << 20
 RECORD_MAX = 4096  # bytes: a record is about 250; anything bigger was not written by zoo
@@ -60,21 +59,11 @@ def _stamp(st: os.stat_result) -> Stamp:
 
 def _read_small(path: Path, limit: int) -> bytes | None:
     """The bytes of a regular file of at most `limit` bytes, read without following a link (nor blocking on a
-    FIFO planted in its place); None for anything else."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    FIFO planted in its place); None for anything else: a record is only ever a shortcut."""
     try:
-        fd = os.open(path, flags)
-    except OSError:
+        return small_files.read_small(path, limit=limit, what="a zoo record")
+    except StorageError:
         return None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
-            return None
-        return os.read(fd, limit + 1)[: limit + 1]
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
 
 
 def _read_record(path: Path) -> tuple[Stamp, str] | None:

@@ -16,7 +16,6 @@ import json
 import math
 import os
 import socket
-import stat
 import sys
 from pathlib import Path
 from types import TracebackType
@@ -24,8 +23,8 @@ from types import TracebackType
 from filelock import FileLock, Timeout
 
 from .._common import write_text_atomic
-from ..errors import LockError
-from . import paths
+from ..errors import LockError, StorageError
+from . import paths, small_files
 
 TIMEOUT_ENV = "ZOO_LOCK_TIMEOUT"
 POLL = 0.05  # seconds between attempts while waiting (filelock's default)
@@ -55,20 +54,13 @@ def owner_path(lock_path: str | os.PathLike) -> Path:
 
 def read_owner(lock_path: str | os.PathLike) -> tuple[int, str] | None:
     """(pid, host) of the process that holds `lock_path`, as its sidecar says, or None if unknown."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        fd = os.open(owner_path(lock_path), flags)
-    except OSError:
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        data = json.loads(os.read(fd, _OWNER_MAX))
+        data = json.loads(
+            small_files.read_small(owner_path(lock_path), limit=_OWNER_MAX, what="a lock owner") or b""
+        )
         pid, host = data["pid"], data["host"]
-    except (OSError, ValueError, TypeError, KeyError):
+    except (StorageError, ValueError, TypeError, KeyError):
         return None
-    finally:
-        os.close(fd)
     if not isinstance(pid, int) or isinstance(pid, bool) or not isinstance(host, str):
         return None
     return pid, host[:255]
