@@ -160,7 +160,7 @@ def test_a_zoo_home_that_is_not_a_folder_is_one_line_for_trust_and_load(
         ["load", "alice/nets", "version", "--trust"],
     ):
         err = one_line_error(capsys, argv)
-        assert f"{home}/hub" in err
+        assert str(home) in err and "Traceback" not in err
     assert forge.requests == []
     if home != "/dev/null":
         assert Path(home).read_text() == "mine"

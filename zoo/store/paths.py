@@ -84,6 +84,8 @@ def make_dirs(folder: str | os.PathLike) -> Path:
         if below is None:
             folder.mkdir(parents=True, exist_ok=True)
             return folder
+        if base.exists() and not base.is_dir():
+            raise StorageError(f"the zoo home {base} is not a folder (set ZOO_HOME to a folder)")
         base.mkdir(parents=True, exist_ok=True)
         path = base
         for part in below.parts:
@@ -97,6 +99,11 @@ def make_dirs(folder: str | os.PathLike) -> Path:
                 path.mkdir()
             if not path.is_dir():
                 raise StorageError(f"{path} is in the way: zoo needs a folder there (remove it)")
+    except (FileExistsError, NotADirectoryError):  # a file where a folder of the path must be
+        hint = ", or set ZOO_HOME to a writable folder" if below is not None else ""
+        raise StorageError(
+            f"cannot create the folder {folder}: a file is in the way (remove it{hint})"
+        ) from None
     except OSError as e:
         raise cannot_write(folder, e, doing="create the folder") from None
     return folder
