@@ -14,6 +14,12 @@ requests for it misbehave, one fault per request, in order:
     ("bare_redirect", 302) answer that 3xx status without a Location
     ("trickle", seconds)   send the headers, then one byte every that many seconds until the client leaves
     ("encoding", "gzip")   send the file gzip-compressed with that Content-Encoding, whatever was asked
+    ("trickle_head", seconds, n)  send the status line and an n-byte header one byte every that many seconds,
+                           then the rest of the headers and the file at once
+    ("many_headers", n)    answer 200 with n extra headers before the file
+    ("long_header", n)     answer 200 with one header line of n bytes before the file
+    ("trickle_chunked", seconds, n)  answer 200 chunked, then send a chunk-size line of n zeros one byte every
+                           that many seconds, then the file as one chunk
 
 Every file is served with a strong ETag (from its content) and a Last-Modified, and a Range request whose
 If-Range names another version gets the whole file (200), as RFC 9110 says; paths in `server.no_validators`
@@ -105,6 +111,8 @@ class _Handler(BaseHTTPRequestHandler):
         if path not in self.server.no_validators:
             etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
             validators = {"ETag": etag, "Last-Modified": "Mon, 01 Jan 2024 00:00:00 GMT"}
+        if kind in ("trickle_head", "many_headers", "long_header", "trickle_chunked"):
+            return self._raw_fault(fault, body)
         if kind == "encoding":
             packed = gzip.compress(body)
             return self._plain(200, packed, {"Content-Encoding": fault[1], **validators})
@@ -157,6 +165,36 @@ class _Handler(BaseHTTPRequestHandler):
         if kind == "length":
             self._cut()
         return None
+
+    def _raw_fault(self, fault: tuple[Any, ...], body: bytes) -> None:
+        # Written on the socket by hand: BaseHTTPRequestHandler buffers the head and sends it at once.
+        kind, *args = fault
+        self.close_connection = True
+        status = b"HTTP/1.1 200 OK\r\n"
+        length = b"Content-Length: %d\r\n\r\n" % len(body)
+        with contextlib.suppress(OSError):
+            if kind == "trickle_head":
+                slow = status + b"X-Slow: " + b"a" * args[1] + b"\r\n"
+                for i in range(len(slow)):
+                    self.wfile.write(slow[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(args[0])
+                self.wfile.write(length + body)
+            elif kind == "many_headers":
+                self.wfile.write(
+                    status + b"".join(b"X-%d: y\r\n" % i for i in range(args[0])) + length + body
+                )
+            elif kind == "long_header":
+                self.wfile.write(status + b"X-Long: " + b"a" * args[0] + b"\r\n" + length + body)
+            elif kind == "trickle_chunked":
+                self.wfile.write(status + b"Transfer-Encoding: chunked\r\n\r\n")
+                for _ in range(args[1]):
+                    self.wfile.write(b"0")
+                    self.wfile.flush()
+                    time.sleep(args[0])
+                self.wfile.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+            self.wfile.flush()
+        self._cut()
 
     def _plain(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)

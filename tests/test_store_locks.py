@@ -48,11 +48,12 @@ def test_a_wait_that_times_out_names_the_holder_pid_and_host(held, monkeypatch, 
     assert f"zoo: waiting for m.pth, {who} (up to 0.2 s)" in capsys.readouterr().err
 
 
-def test_a_download_waiting_on_a_held_lock_ends_after_the_timeout(held, monkeypatch, server):
+def test_a_download_waiting_on_a_held_lock_ends_after_the_timeout(monkeypatch, server, tmp_path):
+    target = tmp_path / "cache" / "m.pth"
     monkeypatch.setenv("ZOO_LOCK_TIMEOUT", "0.1")
     server.files["/m.pth"] = b"x"
-    with pytest.raises(LockError, match="held by pid"):
-        zoo.download(f"{server.url}/m.pth", held.parent / "m.pth")
+    with locks.lock_for(target), pytest.raises(LockError, match="held by pid"):  # another holder of its lock
+        zoo.download(f"{server.url}/m.pth", target)
     assert server.connections == 0
 
 

@@ -4,10 +4,13 @@ The file is streamed to `<name>.part` beside the target and hashed on the way. A
 resumed with an HTTP Range request (also by a later process that finds the `.part` file), with `If-Range` and
 the first answer's validator (ETag or Last-Modified, kept in `<name>.resume.part`), so bytes of two versions of
 a file are never spliced; connection errors, timeouts and 5xx answers are retried with exponential backoff
-(said on a terminal), a refused connection or an unknown host fails at once; a stall rule (fewer than
-STALL_BYTES in STALL_WINDOW seconds) and an overall deadline (`ZOO_DOWNLOAD_TIMEOUT`) end a server that
-trickles; only a complete file whose hash matches is renamed into place. A lock per target (`store.locks`)
-makes concurrent processes (torchrun ranks) download once: the others wait, then find the finished file.
+(said on a terminal), a refused connection, an unknown host, a header value that cannot be sent or an
+answer http.client cannot read fails at once; a stall rule (fewer than STALL_BYTES in STALL_WINDOW seconds),
+a limit on each answer's status line and headers (HEADER_TIMEOUT) and an overall deadline
+(`ZOO_DOWNLOAD_TIMEOUT`, which also ends a read blocked on a trickle) end a server that trickles; only a
+complete file whose hash matches is renamed into place, and until then a file already at the target is kept.
+A lock per target (`store.locks.lock_for`: beside it in the zoo home, in `$ZOO_HOME/locks/` elsewhere) makes
+concurrent processes (torchrun ranks) download once: the others wait, then find the finished file.
 Nothing is written through a link planted in the cache: the part file is opened with O_NOFOLLOW (and created
 with O_EXCL), everything else is written by rename. No message shows a URL's credentials or query.
 """
@@ -21,8 +24,10 @@ import json
 import math
 import os
 import re
+import socket
 import stat
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -45,6 +50,9 @@ if TYPE_CHECKING:
 CHUNK = 1 << 20
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 60.0  # seconds of silence before a read gives up (and the transfer is retried)
+# Seconds for an answer's status line and headers. The read timeout alone cannot end a server that sends
+# them one byte a second (http.client accepts 64 KiB lines and 100 of them: about 75 days at that pace).
+HEADER_TIMEOUT = 60.0
 # A server that sends fewer than STALL_BYTES in STALL_WINDOW seconds (about 1 KiB/s) is stalled: it is retried,
 # and such an attempt does not count as progress, so a trickle cannot keep a download alive forever.
 STALL_WINDOW = 60.0
@@ -94,10 +102,8 @@ def offline_mode(offline: bool | None) -> Iterator[None]:
         _offline.reset(token)
 
 
-def lock_for(path: Path, *, show: bool | None = None) -> locks.ZooLock:
-    """The lock that guards writing, replacing and deleting `path` (`<path>.lock`, see `store.locks`)."""
-    path = Path(path)
-    return locks.file_lock(str(path) + ".lock", what=path.name, show=show)
+# The lock of a target: beside it in the zoo home, under `$ZOO_HOME/locks/` elsewhere (see `store.locks`).
+lock_for = locks.lock_for
 
 
 def is_remote(url: str) -> bool:
@@ -147,11 +153,14 @@ def download(
     inside it. `sha256` may be a full digest or a prefix (verification is then partial, with a warning).
     With `sha256` given, a `dst` that already holds the right file is returned without a transfer.
     `progress=None` shows a bar (and retries, waits) only when stderr is a terminal. `headers` (e.g. a token)
-    are sent to the URL's own host only, never to a redirect target on another host. `label` names the file
-    in warnings. Failures are DownloadError, IntegrityError or StorageError (a folder or disk that cannot be
+    are sent to the URL's own host only, never to a redirect target on another host; one that cannot be sent
+    (a line break, a character outside Latin-1) is a DownloadError naming it, never showing its value. A file
+    already at `dst` that does not match `sha256` stays until a verified download replaces it. `label` names
+    the file in warnings. Failures are DownloadError, IntegrityError or StorageError (a folder or disk that cannot be
     written), with no secret of the URL in their text.
     """
     _split(url)
+    headers = _checked_headers(url, headers or {})
     if is_offline(offline) and is_remote(url):
         raise DownloadError(f"offline (ZOO_OFFLINE or offline=True): not downloading {show_url(url)}")
     target = _target(url, dst)
@@ -168,12 +177,9 @@ def download(
             if good:
                 integrity.check(target, sha256, what=label or target.name)
                 return target
-            integrity.forget(target)
-            try:
-                target.unlink()
-            except OSError as e:
-                raise paths.cannot_write(target, e, doing="replace the wrong file") from None
-        job = _Job(url, target, sha256=sha256, show=show, size=size, headers=headers or {}, limit=limit)
+            # The file that does not match stays until a verified download replaces it (one rename): a failed
+            # download must not cost the user the file they had (nor a file:// source that is `dst` itself).
+        job = _Job(url, target, sha256=sha256, show=show, size=size, headers=headers, limit=limit)
         path = job.run()
         integrity.warn_if_partial(label or target.name, sha256)
         return path
@@ -187,6 +193,42 @@ def _target(url: str, dst: str | os.PathLike | None) -> Path:
     if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
         raise DownloadError(f"cannot tell a safe file name from {show_url(url)}; pass dst=")
     return (Path(dst).expanduser() if dst is not None else paths.weights_dir()) / name
+
+
+# RFC 9110: a field name is a token; a value is visible Latin-1 characters, spaces and tabs, without line breaks
+# or other control characters, and does not begin with white space (requests refuses that too).
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_HEADER_VALUE = re.compile(r"(?:[^\x00-\x20\x7f][^\x00-\x08\x0a-\x1f\x7f]*)?")
+
+
+def _checked_headers(url: str, headers: dict[str, str]) -> dict[str, str]:
+    """`headers`, if every one can be sent as it is; else one DownloadError that names the header but never
+    shows its value (a token). Checked before anything is sent: requests would raise InvalidHeader with the
+    value in its text, and http.client a UnicodeEncodeError for a character outside Latin-1."""
+    if not isinstance(headers, dict):
+        raise DownloadError(f"{show_url(url)}: headers must be a dict of names to text values")
+    for number, (name, value) in enumerate(headers.items(), 1):
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            # Not shown: a name that is not a token may be a whole "Authorization: Bearer ..." line.
+            raise DownloadError(
+                f"{show_url(url)}: header {number} has a name that is not a valid HTTP header name "
+                "(letters, digits and !#$%&'*+-.^_`|~ only); nothing was sent"
+            )
+        if isinstance(value, bytes):
+            value = value.decode("latin-1")
+        if not isinstance(value, str):
+            why = f"is a {type(value).__name__}, not text"
+        elif not _HEADER_VALUE.fullmatch(value):
+            why = "has a line break, a control character or leading white space"
+        elif not value.isascii() and max(map(ord, value)) > 0xFF:
+            why = "has a character outside Latin-1, which HTTP cannot carry"
+        else:
+            continue
+        raise DownloadError(
+            f"{show_url(url)}: the {name} header cannot be sent: its value {why} (value not shown; check the "
+            "token or value it comes from); nothing was sent"
+        )
+    return headers
 
 
 class _Partial:
@@ -314,7 +356,9 @@ class _Partial:
 
 def _validator(resp: requests.Response) -> dict[str, str]:
     found = {"etag": resp.headers.get("ETag", ""), "last_modified": resp.headers.get("Last-Modified", "")}
-    return {k: v.strip()[:1024] for k, v in found.items() if v and v.strip()}
+    found = {k: v.strip()[:1024] for k, v in found.items()}
+    # Sent back in If-Range: a value with a line break (a folded header) or other control character is dropped.
+    return {k: v for k, v in found.items() if v and _HEADER_VALUE.fullmatch(v)}
 
 
 class _Job:
@@ -345,9 +389,7 @@ class _Job:
     def run(self) -> Path:
         part = self.part
         fresh_retry = part.resumed  # bytes from an earlier transfer may belong to an older file: one retry
-        import requests
-
-        with requests.Session() as session:
+        with _session() as session:
             while True:
                 self.transfer(session)
                 actual = part.hash.hexdigest()
@@ -433,7 +475,9 @@ class _Job:
                 if if_range is not None:
                     request_headers["If-Range"] = if_range
         url = self.url
-        with _get(session, url, self.headers, request_headers, self.timeouts()) as resp:
+        resp, sock = _get(session, url, self.headers, request_headers, self.timeouts(), self.deadline)
+        # The deadline also ends a body read that never returns (a chunked body whose size line trickles).
+        with resp, _cut_at(sock, self.deadline) as cut:
             status = resp.status_code
             reason = redact(resp.reason or "")
             if status >= 500 or status in _RETRY_STATUS:
@@ -470,6 +514,9 @@ class _Job:
                     self.receive(resp, fd, bar, total)
             finally:
                 os.close(fd)
+        if cut.fired:  # the end of the stream was the cut, not the end of the file
+            self.check_deadline("the deadline passed during the transfer")
+            raise _Retry("the transfer was cut at the deadline")
         if total is not None and part.offset < total:
             raise _Retry(f"the connection closed after {part.offset} of {total} bytes")
 
@@ -530,9 +577,19 @@ def _changed(before: dict[str, str], now: dict[str, str]) -> bool:
 def _fatal(e: Exception) -> str | None:
     """Why `e` is not worth a retry, or None if it is: a bad URL, a certificate problem, a host that does not
     resolve or a refused connection (without a network, five retries only made every call wait 31 s)."""
+    import http.client
+
     import requests
     import urllib3
 
+    for inner in _wrapped(e):
+        if isinstance(inner, requests.exceptions.InvalidHeader):
+            # Its text holds the header's value (a token): never shown. zoo's own headers are checked before
+            # sending, so this is one that requests built.
+            return "a request header could not be sent (a line break or a character HTTP cannot carry)"
+        if isinstance(inner, http.client.LineTooLong) or type(inner) is http.client.HTTPException:
+            # Over 64 KiB in one line, or over 100 headers: the server's answer, not the network, is at fault.
+            return f"the server's answer cannot be read ({_first_line(inner)})"
     if isinstance(
         e,
         (
@@ -559,6 +616,20 @@ def _fatal(e: Exception) -> str | None:
     cause = reason.__cause__ or reason.__context__
     why = cause.strerror if isinstance(cause, OSError) and cause.strerror else _first_line(reason)
     return f"connection to {where} failed: {why}"
+
+
+def _wrapped(e: BaseException) -> Iterator[BaseException]:
+    """`e` and the errors requests and urllib3 wrap in it (in args, as a cause, or as a MaxRetryError's reason)."""
+    seen: list[BaseException] = []
+    todo = [e]
+    while todo:
+        inner = todo.pop()
+        if any(inner is s for s in seen):
+            continue
+        seen.append(inner)
+        yield inner
+        more = [*inner.args, inner.__cause__, getattr(inner, "reason", None)]
+        todo.extend(x for x in more if isinstance(x, BaseException))
 
 
 def _reason(e: Exception) -> str:
@@ -596,7 +667,10 @@ def _get(
     headers: dict[str, str],
     request_headers: dict[str, str],
     timeouts: tuple[float, float],
-) -> requests.Response:
+    until: float = math.inf,
+) -> tuple[requests.Response, socket.socket | None]:
+    """The first answer that is not a redirect, and the socket it arrives on (None if unknown). Each answer's
+    status line and headers must arrive within HEADER_TIMEOUT seconds and before `until` (monotonic)."""
     # Redirects are followed by hand: the caller's headers (tokens) go to the first origin only, so
     # never to another host nor, in clear text, to http on the same host.
     import requests
@@ -604,6 +678,9 @@ def _get(
     first = url
     for _ in range(MAX_REDIRECTS + 1):
         same_host = same_origin(url, first)
+        answered: list[requests.Response] = []
+        watch = _Watch(min(until, time.monotonic() + HEADER_TIMEOUT))
+        token = _watch.set(watch)
         try:
             resp = session.get(
                 url,
@@ -615,15 +692,31 @@ def _get(
                 stream=True,
                 timeout=timeouts,
                 allow_redirects=False,
+                # Called with the answer before requests reads its Location: tells a bad redirect apart
+                # from a request that could not be sent.
+                hooks={"response": lambda r, *args, _into=answered, **kwargs: _into.append(r)},
             )
-        except ValueError as e:  # requests reads a redirect's Location even when not following it
-            if isinstance(e, requests.RequestException):  # InvalidURL and kin: handled by the caller
-                raise
+        except Exception as e:
+            if watch.fired:
+                raise watch.too_slow() from None
+            if not isinstance(e, ValueError) or isinstance(e, requests.RequestException):
+                raise  # InvalidURL, connection errors and kin: handled by the caller
+            if not answered:
+                raise DownloadError(
+                    f"{show_url(url)}: the request could not be sent ({type(e).__name__})"
+                ) from None
+            # requests reads a redirect's Location even when not following it.
+            answered[0].close()
             raise DownloadError(
                 f"{show_url(url)}: the answer redirects to an invalid URL ({redact(str(e))})"
             ) from None
+        finally:
+            _watch.reset(token)
+        if watch.fired:  # what arrived before the cut looks complete to http.client, and is not
+            resp.close()
+            raise watch.too_slow()
         if not resp.is_redirect:
-            return resp
+            return resp, watch.sock
         resp.close()
         try:
             target = urljoin(url, resp.headers["Location"])
@@ -634,6 +727,116 @@ def _get(
             raise DownloadError(f"{show_url(url)}: redirects to {show_url(target)}, which is not http(s)")
         url = target
     raise DownloadError(f"{show_url(url)}: more than {MAX_REDIRECTS} redirects")
+
+
+class _Watch:
+    """The moment by which the answer to one request must have its status line and headers, and whether
+    that moment passed (the socket was then shut down, which ends the blocked read)."""
+
+    def __init__(self, until: float) -> None:
+        self.until = until
+        self.seconds = max(0.0, until - time.monotonic())
+        self.fired = False
+        self.sock: socket.socket | None = None
+
+    def too_slow(self) -> _Retry:
+        return _Retry(f"the server did not send its status line and headers within {self.seconds:.3g} s")
+
+
+_watch: ContextVar[_Watch | None] = ContextVar("zoo_header_watch", default=None)
+
+
+class _Cut:
+    """Whether `_cut_at` shut its socket down. Then what was read is not to be believed: after the shutdown
+    http.client takes the end of the stream for the end of the headers, or of a body without a length."""
+
+    fired = False
+
+
+@contextlib.contextmanager
+def _cut_at(sock: socket.socket | None, until: float) -> Iterator[_Cut]:
+    """Within the block, shut `sock` down when `until` (monotonic) passes, so a read blocked on a server that
+    trickles returns (a read timeout cannot: every byte restarts it)."""
+    state = _Cut()
+    if sock is None or math.isinf(until):
+        yield state
+        return
+
+    def cut() -> None:
+        state.fired = True
+        with contextlib.suppress(OSError):
+            # The plain socket's shutdown, also for a TLS socket: it wakes the reader without touching the
+            # TLS state the reading thread is using.
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    timer = threading.Timer(max(0.0, until - time.monotonic()), cut)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield state
+    finally:
+        timer.cancel()
+
+
+def _watched_getresponse(conn: object, getresponse: object) -> object:
+    # Runs in the connection's getresponse, the call that reads the status line and headers.
+    watch = _watch.get()
+    sock = getattr(conn, "sock", None)
+    if watch is None or not isinstance(sock, socket.socket):
+        return getresponse()  # type: ignore[operator]
+    watch.sock = sock
+    with _cut_at(sock, watch.until) as cut:
+        try:
+            return getresponse()  # type: ignore[operator]
+        finally:
+            watch.fired = cut.fired
+
+
+_adapter_class: type | None = None
+
+
+def _session() -> requests.Session:
+    """A requests session whose connections put the header phase of every answer under a deadline."""
+    global _adapter_class
+    import requests
+
+    if _adapter_class is None:
+        import urllib3
+        from requests.adapters import HTTPAdapter
+        from urllib3 import connection, connectionpool
+
+        class Conn(connection.HTTPConnection):
+            def getresponse(self, *args: object, **kwargs: object) -> object:  # type: ignore[override]
+                return _watched_getresponse(self, lambda: super(Conn, self).getresponse(*args, **kwargs))
+
+        class TLSConn(connection.HTTPSConnection):
+            def getresponse(self, *args: object, **kwargs: object) -> object:  # type: ignore[override]
+                return _watched_getresponse(self, lambda: super(TLSConn, self).getresponse(*args, **kwargs))
+
+        class Pool(connectionpool.HTTPConnectionPool):
+            ConnectionCls = Conn
+
+        class TLSPool(connectionpool.HTTPSConnectionPool):
+            ConnectionCls = TLSConn
+
+        pools = {"http": Pool, "https": TLSPool}
+
+        class Adapter(HTTPAdapter):
+            def init_poolmanager(self, *args: object, **kwargs: object) -> None:  # type: ignore[override]
+                super().init_poolmanager(*args, **kwargs)
+                self.poolmanager.pool_classes_by_scheme = pools
+
+            def proxy_manager_for(self, proxy: str, **kwargs: object) -> object:  # type: ignore[override]
+                manager = super().proxy_manager_for(proxy, **kwargs)
+                if isinstance(manager, urllib3.ProxyManager):  # not SOCKS: it has pool classes of its own
+                    manager.pool_classes_by_scheme = pools
+                return manager
+
+        _adapter_class = Adapter
+    session = requests.Session()
+    for prefix in ("http://", "https://"):
+        session.mount(prefix, _adapter_class())
+    return session
 
 
 def _copy_local(url: str, part: _Partial) -> None:

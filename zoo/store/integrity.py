@@ -50,7 +50,7 @@ def matches(expected: str | None, actual: str) -> bool:
 
 
 def _record_path(path: Path) -> Path:
-    return paths.home() / "verified" / (hashlib.sha1(str(path).encode()).hexdigest() + ".json")
+    return paths.home() / "verified" / (hashlib.sha1(os.fsencode(path)).hexdigest() + ".json")
 
 
 def _stamp(st: os.stat_result) -> Stamp:

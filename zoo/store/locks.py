@@ -12,6 +12,7 @@ keep its own marker in the lock file on file systems without flock.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -77,6 +78,8 @@ class ZooLock:
         self.what = what
         self.timeout = timeout
         self.show = show
+        if timeout is None:
+            lock_timeout()  # a bad ZOO_LOCK_TIMEOUT is one LockError when the lock is made
         self._lock = FileLock(str(self.path))
         self._depth = 0
 
@@ -91,10 +94,12 @@ class ZooLock:
         if self._depth:
             self._depth += 1
             return self
+        limit = timeout if timeout is not None else self.timeout
+        # Read before the first try, not only when the lock is contended: a typo in ZOO_LOCK_TIMEOUT is
+        # reported at once, not on the day two processes meet.
+        limit = limit if limit is not None else lock_timeout()
         self._refuse_link()
         if not self._try(0):
-            limit = timeout if timeout is not None else self.timeout
-            limit = limit if limit is not None else lock_timeout()
             show = sys.stderr.isatty() if self.show is None else self.show
             if show:
                 until = (
@@ -177,3 +182,27 @@ def file_lock(
     LockError naming the path when it cannot be created. `what` names what it guards in messages. `show`
     forces the waiting line on (True) or off (False); None prints it when stderr is a terminal."""
     return ZooLock(path, what=what, timeout=timeout, show=show)
+
+
+def lock_for(path: str | os.PathLike, *, show: bool | None = None) -> ZooLock:
+    """The lock that guards writing, replacing and deleting `path`.
+
+    A file inside the zoo home keeps its lock beside it (`<file>.lock`, which cache listings skip). A file
+    elsewhere (a `dst=` the user named, a published repo) gets `$ZOO_HOME/locks/<sha1>.lock`, named by the
+    sha1 of its path with the folder resolved, so no lock file is left beside the user's file and every
+    spelling of the same folder (a link to it, `a/../a`) shares one lock. The last part is not resolved: it
+    is the name that is replaced, and a link there is replaced, not followed.
+    """
+    path = Path(path).absolute()
+    where, home = _resolved(path.parent) / path.name, _resolved(paths.home())
+    if where.is_relative_to(home):
+        return file_lock(str(path) + ".lock", what=path.name, show=show)
+    name = hashlib.sha1(os.fsencode(where)).hexdigest() + ".lock"
+    return file_lock(paths.home() / "locks" / name, what=str(path), show=show)
+
+
+def _resolved(folder: Path) -> Path:
+    try:
+        return folder.resolve()
+    except (OSError, RuntimeError):  # a loop of links: the path as written still names one lock
+        return folder.absolute()
