@@ -137,3 +137,16 @@ def test_fetch_tries_every_name_and_reports_each_failure(capsys, test_manifest, 
     assert [d["name"] for d in data["failed"]] == ["resnet9000", "mlp.gone"]
     assert all(d["error"] for d in data["failed"])
     assert run(capsys, "fetch", "mlp.a", "--json")[0] == 0
+
+
+def test_plain_text_output_shows_a_file_name_that_is_not_utf8_escaped(capsys):
+    import os
+
+    from zoo.store import paths
+
+    name = os.fsdecode(b"bad\xff.pth")  # a surrogate escape: unprintable as UTF-8
+    paths.make_dirs(paths.weights_dir())
+    (paths.weights_dir() / name).write_bytes(b"weights")
+    for argv in (["cache", "ls"], ["cache", "verify"]):
+        assert main(argv) in (0, 1)
+        assert "bad\\udcff.pth" in capsys.readouterr().out

@@ -35,8 +35,14 @@ def add_group(sub: Subcommands, name: str, help: str) -> Subcommands:
 
 
 def emit(args: argparse.Namespace, data: Any, text: str) -> None:
-    """Print `data` as JSON with --json, else `text`."""
-    print(json.dumps(data, indent=2) if args.json else text)
+    """Print `data` as JSON with --json, else `text` (file names that are not UTF-8 shown escaped)."""
+    print(json.dumps(data, indent=2) if args.json else printable(text))
+
+
+def printable(text: str) -> str:
+    """`text` that any UTF-8 terminal can print: the bytes of file names that are not UTF-8 (surrogate escapes
+    in Python) become `\\udcNN` escapes instead of failing the print with UnicodeEncodeError."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from .._version import __version__
 from ..errors import ZooError
 from . import cache, hub, models, publish, tasks
+from .command import printable
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,8 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def one_line(error: BaseException) -> str:
     """An error's text as one printable line: its lines joined with "; ", and bytes of file names that are
     not UTF-8 (surrogate escapes) shown as \\xNN-style escapes instead of failing the print."""
-    text = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return printable("; ".join(line.strip() for line in str(error).splitlines() if line.strip()))
 
 
 if __name__ == "__main__":
