@@ -144,3 +144,34 @@ def test_huge_and_negative_numbers_are_clear_errors(capsys, dcgan, tmp_path):
         with pytest.raises(SystemExit) as info:
             main(argv)
         assert info.value.code == 2
+
+
+def test_an_output_name_at_the_file_name_limit_is_written(tmp_path):
+    from zoo.tasks.outputs import write_atomic
+
+    target = tmp_path / ("n" * 251 + ".png")  # 255 bytes: the longest name a Linux file system takes
+    write_atomic(target, lambda tmp: open(tmp, "wb").write(b"png"))  # noqa: SIM115
+    assert target.read_bytes() == b"png" and os.listdir(tmp_path) == [target.name]
+
+
+def test_a_rerun_names_the_output_each_input_would_really_write(capsys, tmp_path):
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        photo(60, 40, seed=len(sub)).save(tmp_path / sub / "x.jpg")
+    argv = [
+        "translate",
+        str(tmp_path / "a" / "x.jpg"),
+        str(tmp_path / "b" / "x.jpg"),
+        "-o",
+        str(tmp_path / "out"),
+    ]
+    assert run(capsys, *argv, *TRANSLATE)[0] == 0
+    before = snapshot(tmp_path / "out")
+    code, out, err = run(capsys, *argv, *TRANSLATE)
+    assert code == 1 and out == "" and snapshot(tmp_path / "out") == before
+    assert err.splitlines() == [
+        f"zoo: error: {tmp_path / 'a' / 'x.jpg'}: its output {tmp_path / 'out' / 'x.png'} already exists; "
+        "pass --overwrite to replace it",
+        f"zoo: error: {tmp_path / 'b' / 'x.jpg'}: its output {tmp_path / 'out' / 'x-2.png'} already exists; "
+        "pass --overwrite to replace it",
+    ]

@@ -144,7 +144,7 @@ def publish(
     from safetensors.torch import save_file
 
     from . import registry
-    from .weights import cards
+    from .weights import cards, presets
 
     tensors, card = _state_dict(model_or_state_dict)
     recorded = card.get("arch") if isinstance(card.get("arch"), str) else None
@@ -167,18 +167,26 @@ def publish(
     manifest_path = Path(manifest) if manifest is not None else None
     repo_dir = Path(repo) if repo is not None else None
 
+    source = _source_name(model_or_state_dict)
     kwargs = dict(kwargs or {})
     if card.get("num_classes") and "num_classes" not in kwargs:
         kwargs["num_classes"] = int(card["num_classes"])  # so pretrained=False builds the same head
     try:
         json.dumps(kwargs, allow_nan=False)
-    except (TypeError, ValueError):
-        raise ZooError(f"kwargs must be plain JSON data (numbers, strings, lists), not {kwargs!r}") from None
+    except (TypeError, ValueError, RecursionError):
+        raise ZooError(
+            f"kwargs must be plain JSON data (numbers, strings, lists), not {_short(kwargs)}"
+        ) from None
+    n = kwargs.get("num_classes")
+    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+        raise ZooError(f"num_classes must be a whole number >= 1, not {_short(n)}")
     _check_plain(meta or {}, "meta")
     _check_plain(categories or [], "categories")
+    if card.get("transforms"):  # published presets must build wherever the file goes
+        presets.check(card["transforms"], f"{source}: its card's transforms")
 
     cats = list(categories or card.get("categories") or []) or None
-    embedded = _embedded_card(key, arch, kwargs, cats, card, meta)
+    embedded = _embedded_card(key, arch, kwargs, cats, card, meta, source)
 
     # Everything that can be refused is checked before the first write, so a refusal leaves no file behind.
     _check_target_dir(out_dir, "--out-dir")
@@ -194,7 +202,7 @@ def publish(
     with tempfile.TemporaryDirectory(dir=staging, prefix="publish-") as tmp:
         staged = Path(tmp) / "staged.safetensors"
         save_file(tensors, str(staged), metadata=cards.metadata(embedded))  # the card travels with the file
-        model = registry.get_model(arch, weights=staged, device="cpu")  # fails early if they don't fit
+        model = _check_builds(arch, staged, kwargs, cats, source)  # as every later load will build it
         digest = integrity.sha256_file(staged)
         file_name = f"{key.replace('.', '-')}-{digest[:8]}.safetensors"
         target = out_dir / file_name
@@ -257,6 +265,84 @@ def _check_base_url(base_url: str) -> None:
         )
 
 
+def _source_name(source: Any) -> str:
+    """What to call the thing being published in a message: its path, or "the model"."""
+    if not isinstance(source, (str, os.PathLike)):
+        return "the model"
+    # Bytes of a non-UTF-8 name as \\xNN, as the tasks' show_path (tasks sit on this floor: not imported).
+    text = str(os.fspath(source))
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that did not come from a file name
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# What building hostile kwargs can raise from inside a model's constructor (a negative size, a 2**70-way head).
+_BUILD_ERRORS = (TypeError, ValueError, RuntimeError, OverflowError, ZeroDivisionError, MemoryError)
+
+
+def _build(arch: str, staged: Path, kwargs: dict[str, Any], source: str) -> torch.nn.Module:
+    from . import registry
+
+    try:
+        return registry.get_model(arch, weights=staged, device="cpu", **kwargs)
+    except ZooError:
+        raise  # already names the file and what does not fit (WeightsMismatchError, ManifestError...)
+    except _BUILD_ERRORS as e:
+        raise ZooError(
+            f"{source}: the weights do not build {arch} with kwargs {_short(kwargs)} "
+            f"({type(e).__name__}: {_short(str(e), 200)})"
+        ) from None
+
+
+def _output_size(arch: str, model: torch.nn.Module) -> int | None:
+    """The number of classes a classifier outputs, None for other models (generators): for a builder that
+    takes `num_classes`, its last Linear layer's size, as the tasks' head_of finds it; for any other model
+    whose last layer is a Linear (the tutorial's MLP), that layer's size."""
+    import inspect
+
+    import torch
+
+    from . import registry
+
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    if not linears:
+        return None
+    if "num_classes" in inspect.signature(registry.get_builder(arch)).parameters:
+        return linears[-1].out_features
+    leaves = [m for m in model.modules() if not any(True for _ in m.children())]
+    return leaves[-1].out_features if isinstance(leaves[-1], torch.nn.Linear) else None
+
+
+def _check_builds(
+    arch: str, staged: Path, kwargs: dict[str, Any], categories: list[str] | None, source: str
+) -> torch.nn.Module:
+    """The model the staged file builds, refused (ZooError, before any write) unless it loads exactly as the
+    published entry will: with the recorded kwargs, a head of `num_classes` outputs that is the file's own
+    (never a fresh one put in its place), and one category per output."""
+    n = kwargs.get("num_classes")
+    # Built first without num_classes: a head of another size would be replaced by a fresh random one here,
+    # while the manifest's loader passes num_classes to the constructor and then fails on the file's head.
+    model = _build(arch, staged, {k: v for k, v in kwargs.items() if k != "num_classes"}, source)
+    outputs = _output_size(arch, model)
+    if n is not None and outputs is not None and n != outputs:
+        raise ZooError(
+            f"{source} records num_classes {n}, but its head has {outputs} outputs; "
+            "nothing published (the entry could never load)"
+        )
+    if categories and outputs is not None and len(categories) != outputs:
+        raise ZooError(
+            f"{source}: {len(categories)} categories for a head of {outputs} outputs; give one name per "
+            "class, in the order of the model's outputs (nothing published)"
+        )
+    return _build(arch, staged, kwargs, source) if n is not None else model
+
+
 def _check_plain(value: Any, what: str) -> None:
     """Refuse data that the manifest (UTF-8 JSON) cannot hold: objects, NaN, text that is not Unicode."""
     try:
@@ -266,6 +352,8 @@ def _check_plain(value: Any, what: str) -> None:
             f"{what} holds text that is not valid Unicode (bytes of a non-UTF-8 file or folder name?); "
             "rename it, or give it as plain text"
         ) from None
+    except RecursionError:
+        raise ZooError(f"{what} is nested too deeply to be plain JSON data") from None
     except (TypeError, ValueError) as e:
         raise ZooError(f"{what} must be plain JSON data (numbers, strings, lists, objects): {e}") from None
 
@@ -348,7 +436,7 @@ class _Undo:
 
 
 def _restore(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".zoo-", suffix=".tmp")  # short: see _copy_into_place
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -361,7 +449,9 @@ def _restore(path: Path, data: bytes) -> None:
 
 def _copy_into_place(staged: Path, target: Path) -> None:
     """Copy `staged` beside `target` under a private name, make it readable by others, rename it in."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    # A short private name, not one built from the target's: a key near the 255-byte limit of a file name
+    # must still publish.
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".zoo-", suffix=".tmp")
     os.close(fd)
     try:
         shutil.copyfile(staged, tmp)
@@ -382,8 +472,10 @@ def _embedded_card(
     categories: list[str] | None,
     card: dict[str, Any],
     meta: dict[str, Any] | None,
+    source: str = "the model",
 ) -> dict[str, Any]:
-    """The card written into the published file: enough to use it without the manifest."""
+    """The card written into the published file: enough to use it without the manifest. Fields taken from
+    the source's card (metrics with NaN, say) that JSON cannot hold are one ZooError, before any write."""
     embedded: dict[str, Any] = {"arch": arch, "key": key}
     if kwargs.get("num_classes") or categories:
         embedded["num_classes"] = int(kwargs.get("num_classes") or len(categories or []))
@@ -397,7 +489,8 @@ def _embedded_card(
     for field in ("license", "dataset", "source"):
         if (meta or {}).get(field):
             embedded[field] = meta[field]
-    return json.loads(json.dumps(embedded, allow_nan=False))  # plain JSON, refused early otherwise
+    _check_plain(embedded, f"the card of {source}")  # NaN metrics, objects: refused before any write
+    return json.loads(json.dumps(embedded, allow_nan=False))
 
 
 def _card_meta(card: dict[str, Any]) -> dict[str, Any]:

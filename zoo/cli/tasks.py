@@ -53,13 +53,15 @@ def _weights(value: str) -> Any:
 
 
 def _report(errors: list[ImageError]) -> None:
+    from ..tasks.images import show_text
+
     for e in errors:
-        print(f"zoo: error: {e}", file=sys.stderr)
+        print(f"zoo: error: {show_text(str(e))}", file=sys.stderr)
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
     from ..tasks import Classifier  # torch and torchvision load only for the commands that need them
-    from ..tasks.images import find_images, show_path
+    from ..tasks.images import find_images, show_path, show_text
 
     paths, errors = find_images(args.inputs)
     if not args.json:
@@ -87,9 +89,11 @@ def cmd_classify(args: argparse.Namespace) -> int:
                 }
             )
             if not args.json:
-                print(shown)
+                # Labels come from whoever made the weight file: escaped, so an ESC sequence or a newline in
+                # one cannot recolour the terminal or fake a line of zoo's own.
+                print(show_text(path))
                 for label, percent in outcome:
-                    print(f"  {show_path(label)} {percent:.2f}")
+                    print(f"  {show_text(label)} {percent:.2f}")
     if args.json:
         print(json.dumps({"results": results, "errors": [str(e) for e in errors]}, indent=2))
     return 1 if errors else 0
@@ -97,7 +101,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 def cmd_translate(args: argparse.Namespace) -> int:
     from ..tasks import Translator
-    from ..tasks.images import find_images, show_path
+    from ..tasks.images import find_images, show_path, show_text
     from ..tasks.outputs import (
         check_output_dir,
         file_ids,
@@ -134,8 +138,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
             make_output_dir(out.parent)
         else:
             make_output_dir(out)
-        for path in paths:
-            target = out if single_file else _unused(out / f"{path.stem}.png", written)
+        for path, target in zip(paths, _targets(out, paths, single_file), strict=True):
             try:
                 if is_one_of(target, inputs):  # pics/x.png translated into pics/: never over an input
                     raise ImageError(
@@ -160,7 +163,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
                 continue
             written.append({"input": show_path(path), "output": show_path(target), "size": list(image.size)})
             if not args.json:
-                print(f"{show_path(path)} -> {show_path(target)} ({image.width}x{image.height})")
+                print(f"{show_text(path)} -> {show_text(target)} ({image.width}x{image.height})")
     if not args.json:
         _report(errors)
     else:
@@ -172,22 +175,30 @@ def _file_or_folder(single_file: bool) -> str:
     return "file" if single_file else "folder"
 
 
-def _unused(target: Path, written: list[dict[str, Any]]) -> Path:
-    # Two inputs with one stem (a/x.jpg, b/x.png) must not overwrite each other's output.
+def _targets(out: Path, paths: list[Path], single_file: bool) -> list[Path]:
+    """The output of each input, chosen before any is written: two inputs with one stem (a/x.jpg, b/x.png)
+    get x.png and x-2.png, whatever happens to the first, so a refusal names the file that would really be
+    written (a rerun's second x is refused for x-2.png, not for the first one's x.png)."""
     from ..tasks.images import show_path
 
-    taken = {w["output"] for w in written}
-    n = 1
-    candidate = target
-    while show_path(candidate) in taken:
-        n += 1
-        candidate = target.with_name(f"{target.stem}-{n}{target.suffix}")
-    return candidate
+    if single_file:
+        return [out for _ in paths]
+    taken: set[str] = set()
+    targets = []
+    for path in paths:
+        first = out / f"{path.stem}.png"
+        n, candidate = 1, first
+        while show_path(candidate) in taken:
+            n += 1
+            candidate = first.with_name(f"{first.stem}-{n}{first.suffix}")
+        taken.add(show_path(candidate))
+        targets.append(candidate)
+    return targets
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from ..tasks import generate, save_grid
-    from ..tasks.images import show_path
+    from ..tasks.images import show_path, show_text
     from ..tasks.outputs import check_output_dir, make_output_dir, refuse_existing
 
     out = Path(args.output)
@@ -203,14 +214,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
     make_output_dir(out.parent)
     save_grid(images, out, nrow=args.nrow, overwrite=args.overwrite)
     info = {"output": show_path(out), "n": args.n, "image_size": list(images.shape[1:]), "seed": args.seed}
-    print(json.dumps(info, indent=2) if args.json else f"wrote {args.n} images to {show_path(out)}")
+    print(json.dumps(info, indent=2) if args.json else f"wrote {args.n} images to {show_text(out)}")
     return 0
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
     from ..tasks import finetune
+    from ..tasks.images import show_text
 
-    log = (lambda line: print(line, file=sys.stderr)) if args.json else print
+    # Log lines name class folders and files: escaped for the terminal (the card keeps the real names).
+    stream = sys.stderr if args.json else sys.stdout
+    log = lambda line: print(show_text(line), file=stream)  # noqa: E731
     card = finetune(
         args.data_dir,
         args.output,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from ..errors import ImageError, InvalidArgumentError
 from ..weights import cards, manifest, presets
 from ..weights.manifest import Weights
 from ..weights.selection import local_file, select_weights
-from .images import check_resizable, open_image, prepare_error, to_rgb
+from .images import check_resizable, open_image, prepare_error, show_path, to_rgb
 from .prefetch import prefetch
 
 CPU_CHUNK = 4
@@ -57,15 +58,47 @@ def choose_model(model: str | None, weights: Any, default: str) -> tuple[str, di
 
 
 def read_categories(categories: Sequence[str] | str | os.PathLike) -> list[str]:
-    """Class names from a list, or from a text file with one name per line (as the book's
-    imagenet_classes.txt)."""
+    """Class names from a list, or from a UTF-8 text file with one name per line (as the book's
+    imagenet_classes.txt).
+
+    A file must be a regular file (a FIFO would block forever, /dev/zero never ends) of at most
+    CATEGORIES_MAX bytes; anything else, and text that is not UTF-8, is one InvalidArgumentError.
+    """
     if isinstance(categories, (str, os.PathLike)):
-        try:
-            lines = Path(categories).read_text(encoding="utf-8").splitlines()
-        except OSError as e:
-            raise InvalidArgumentError(f"categories file {categories}: {e.strerror or e}") from None
+        lines = _read_text_file(Path(categories), "categories file", CATEGORIES_MAX).splitlines()
         return [line.strip() for line in lines if line.strip()]
     return [str(c) for c in categories]
+
+
+# The book's imagenet_classes.txt is 10 KB; 21,843 ImageNet-21k names take about 400 KB.
+CATEGORIES_MAX = 16 << 20
+
+
+def _read_text_file(path: Path, what: str, limit: int) -> str:
+    """The UTF-8 text of the regular file `path` (links followed), of at most `limit` bytes."""
+    shown = show_path(path)
+    try:
+        # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer before fstat could refuse it.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise InvalidArgumentError(f"{what} {shown}: {e.strerror or e}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InvalidArgumentError(f"{what} {shown} is not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(limit + 1)  # a file that grows while it is read is still cut at the limit
+    except OSError as e:
+        raise InvalidArgumentError(f"{what} {shown}: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise InvalidArgumentError(f"{what} {shown} is larger than {limit >> 20} MiB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InvalidArgumentError(
+            f"{what} {shown} is not UTF-8 text (byte {e.start}); save it as UTF-8"
+        ) from None
 
 
 def _inherited(weights: Weights | Path | None, arch: str | None, num_classes: int) -> Weights | None:
@@ -120,7 +153,11 @@ def preset_for(
     if isinstance(weights, Weights):
         preset = weights.transforms()
     else:
-        preset = presets.build((sidecar(weights) if card is None else card).get("transforms"))
+        spec = (sidecar(weights) if card is None else card).get("transforms")
+        # A card's preset that cannot be built is refused, not replaced by ImageNet's: silently different
+        # preprocessing would give confident wrong labels.
+        where = show_path(weights) if weights is not None else "the weights"
+        preset = presets.build(spec, f"{where}: its card's transforms") if spec else None
         inherited = _inherited(weights, arch, num_classes) if preset is None else None
         if inherited is not None:
             preset = inherited.transforms()

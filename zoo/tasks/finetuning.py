@@ -29,10 +29,10 @@ from ..devices import resolve_device
 from ..errors import ImageError, InvalidArgumentError
 from ..weights import cards, presets
 from ..weights.manifest import Weights
-from ..weights.selection import select_weights
+from ..weights.selection import local_file, select_weights
 from .classification import choose_model, head_of
 from .images import IMAGE_SUFFIXES, open_image, prepare_error, show_path
-from .outputs import check_output_dir, make_output_dir, refuse_existing, write_atomic
+from .outputs import check_output_dir, file_ids, is_one_of, make_output_dir, refuse_existing, write_atomic
 
 # The files a run writes into its output folder (replaced only with overwrite=True).
 OUTPUT_FILES = ("model.safetensors", "model.json")
@@ -166,7 +166,7 @@ def finetune(
         raise InvalidArgumentError(f"workers must be at least 0, not {workers}")
     if image_size is not None and not 16 <= image_size <= MAX_IMAGE_SIZE:
         raise InvalidArgumentError(f"image_size must be from 16 to {MAX_IMAGE_SIZE} pixels, not {image_size}")
-    _check_out_dir(data_dir, out_dir, overwrite)
+    _check_out_dir(data_dir, out_dir, overwrite, weights)
     torch.manual_seed(seed)
     target = resolve_device(device)
     arch, start_card = choose_model(model, weights, "resnet18")
@@ -175,8 +175,10 @@ def finetune(
     # The starting weights' preprocessing: a manifest entry's preset, or a local file's card's.
     if isinstance(resolved, Weights):
         preset = resolved.transforms()
+    elif start_card.get("transforms"):  # a card's preset that cannot be built is refused (see preset_for)
+        preset = presets.build(start_card["transforms"], f"{show_path(resolved)}: its card's transforms")
     else:
-        preset = presets.build(start_card.get("transforms"))
+        preset = None
     if not isinstance(preset, ImageClassification):
         preset = ImageClassification(crop_size=224)
     if image_size:
@@ -185,6 +187,7 @@ def finetune(
         )
 
     folder = _image_folder(data_dir)
+    _refuse_inputs(out_dir, None, [p for p, _ in folder.samples])
     unreadable = _unreadable([p for p, _ in folder.samples], preset.resize_size[0])
     if unreadable:
         shown = "; ".join(str(e) for e in unreadable.values())
@@ -320,9 +323,10 @@ def _write_json(path: Path, data: dict[str, Any], overwrite: bool) -> None:
     write_atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"), overwrite=overwrite)
 
 
-def _check_out_dir(data_dir: Path, out_dir: Path, overwrite: bool) -> None:
-    """Refuse, before any work, an output folder that would become a class of the data or whose files from
-    an earlier run would be replaced without `overwrite`."""
+def _check_out_dir(data_dir: Path, out_dir: Path, overwrite: bool, weights: Any = None) -> None:
+    """Refuse, before any work, an output folder that would become a class of the data, whose files would
+    replace the starting `weights`, or whose files from an earlier run would be replaced without
+    `overwrite`."""
     data, out = data_dir.resolve(), out_dir.resolve()
     if out == data or data in out.parents:
         raise InvalidArgumentError(
@@ -330,8 +334,30 @@ def _check_out_dir(data_dir: Path, out_dir: Path, overwrite: bool) -> None:
             "would be read as a class; choose a folder outside it"
         )
     check_output_dir(out_dir)
+    _refuse_inputs(out_dir, weights, [])
     for name in OUTPUT_FILES:
         refuse_existing(out_dir / name, overwrite, "the output file")
+
+
+def _refuse_inputs(out_dir: Path, weights: Any, samples: list[str]) -> None:
+    """Refuse, even with `overwrite`, an output file that is one of the run's inputs under any name: the
+    starting weight file or its JSON sidecar (`-o run1 --weights run1/model.safetensors` would replace the
+    checkpoint it starts from), or an image of the data folder (a hard link to it)."""
+    start = local_file(weights)
+    starting = file_ids([start, *cards.sidecar_paths(start)] if start is not None else [])
+    images = file_ids(samples)
+    for name in OUTPUT_FILES:
+        target = out_dir / name
+        if is_one_of(target, starting):
+            raise InvalidArgumentError(
+                f"the output file {show_path(target)} is the starting weights (--weights) or their card; "
+                "it would be replaced by the new ones, even with --overwrite: choose another output folder"
+            )
+        if is_one_of(target, images):
+            raise InvalidArgumentError(
+                f"the output file {show_path(target)} is an image of the data folder; "
+                "choose another output folder"
+            )
 
 
 def _unreadable(paths: list[str], min_side: int) -> dict[str, ImageError]:

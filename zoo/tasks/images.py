@@ -31,6 +31,20 @@ def show_path(path: str | os.PathLike) -> str:
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+def show_text(text: str | os.PathLike) -> str:
+    """`text` (a label, a class or file name) for the terminal: show_path's escapes, and every character
+    that is not printable (ESC, newline, carriage return, bidi overrides, other control and format
+    characters) as a `\\xNN`/`\\uNNNN` escape.
+
+    A label from someone else's weight file must not colour or clear the terminal, nor print a line that
+    looks like zoo's own (`"cat\\nzoo: error: ..."`). JSON output keeps the real text: json.dumps escapes it.
+    """
+    shown = show_path(text)
+    if shown.isprintable():
+        return shown
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in shown)
+
+
 def _kind(mode: int) -> str:
     for test, name in (
         (stat.S_ISDIR, "a folder"),

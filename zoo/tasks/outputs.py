@@ -27,6 +27,7 @@ def _read_umask() -> int:
 
 
 _UMASK = _read_umask()
+TMP_PREFIX = ".zoo-"  # temporary files beside an output: .zoo-XXXXXXXX.tmp
 
 
 def check_output_dir(folder: str | os.PathLike, what: str = "output folder") -> None:
@@ -89,7 +90,9 @@ def write_atomic(path: str | os.PathLike, write: Callable[[str], None], *, overw
     path = Path(path)
     name = show_path(path)
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        # A short private name (17 bytes), not one built from the target's: an output named near the 255-byte
+        # limit of a file name must still be writable.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TMP_PREFIX, suffix=".tmp")
     except OSError as e:
         raise StorageError(f"cannot write {name}: {e.strerror or e}") from None
     os.close(fd)

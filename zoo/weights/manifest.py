@@ -67,13 +67,8 @@ class Weights:
         """The preprocessing that matches these weights (a torchvision preset where there is one)."""
         from . import presets  # torchvision's transforms load only when a preset is asked for
 
-        try:
-            return presets.build(self.transforms_spec)
-        except (KeyError, TypeError, ValueError) as e:  # an unknown preset or argument in the manifest
-            raise ManifestError(
-                f"weights {self.key!r}: the manifest's transforms {self.transforms_spec!r} name no preset "
-                f"zoo can build ({type(e).__name__}: {e})"
-            ) from None
+        # An unknown preset, field or value is one ManifestError (presets.build checks every field).
+        return presets.build(self.transforms_spec, f"weights {self.key!r}: the manifest's transforms")
 
     def __post_init__(self) -> None:
         # Every path the zoo writes is built from `file_name`: however a Weights was made (a manifest, a
