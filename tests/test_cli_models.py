@@ -110,4 +110,14 @@ def test_an_error_naming_a_file_that_is_not_utf8_prints_escaped(capsys, monkeypa
     monkeypatch.setattr(models_cli, "cmd_info", fails)
     code = main(["info", "x"])
     err = capsys.readouterr().err
-    assert code == 1 and err == "zoo: error: caf\\udce9: not a model\n"
+    assert code == 1 and err == "zoo: error: caf\\xe9: not a model\n"
+
+
+def test_control_characters_in_an_error_cannot_drive_the_terminal(capsys, monkeypatch):
+    def fails(args):
+        raise ZooError("class \x1b[31mred\x1b[0m\rzoo: all good")
+
+    monkeypatch.setattr(models_cli, "cmd_info", fails)
+    assert main(["info", "x"]) == 1
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\r" not in err and "\\x1b[31mred" in err and err.count("\n") == 1

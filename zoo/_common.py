@@ -1,5 +1,6 @@
-"""Small helpers every layer shares, written once: origins of URLs, URLs for display, atomic text writes,
-commit ids. It imports only the standard library, so any module of zoo may use it.
+"""Small helpers every layer shares, written once: origins of URLs, URLs for display, names and labels for the
+terminal (show_path, show_text), atomic text writes, commit ids. It imports only the standard library, so any
+module of zoo may use it.
 """
 
 from __future__ import annotations
@@ -87,3 +88,30 @@ def write_text_atomic(path: str | os.PathLike, text: str, *, mode: int = 0o666) 
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def show_path(path: str | os.PathLike) -> str:
+    """`path` for messages and JSON: bytes that are not UTF-8 (a folder named in Latin-1) as `\\xNN`.
+
+    Python decodes such names to lone surrogates, which print() and UTF-8 writers refuse with a
+    UnicodeEncodeError; this text can always be printed.
+    """
+    text = os.fspath(path)
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that did not come from a file name
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def show_text(text: str | os.PathLike) -> str:
+    """`text` (a label, a class or file name) for the terminal: show_path's escapes, and every character
+    that is not printable (ESC, newline, carriage return, bidi overrides, other control and format
+    characters) as a `\\xNN`/`\\uNNNN` escape.
+
+    A label from someone else's weight file must not colour or clear the terminal, nor print a line that
+    looks like zoo's own (`"cat\\nzoo: error: ..."`). JSON output keeps the real text: json.dumps escapes it.
+    """
+    shown = show_path(text)
+    if shown.isprintable():
+        return shown
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in shown)

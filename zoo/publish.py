@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ._common import show_url, write_text_atomic
+from ._common import show_path, show_url, write_text_atomic
 from .errors import ZooError
 from .hub.hubconf import declared_dependencies
 from .store import integrity, paths
@@ -269,12 +269,7 @@ def _source_name(source: Any) -> str:
     """What to call the thing being published in a message: its path, or "the model"."""
     if not isinstance(source, (str, os.PathLike)):
         return "the model"
-    # Bytes of a non-UTF-8 name as \\xNN, as the tasks' show_path (tasks sit on this floor: not imported).
-    text = str(os.fspath(source))
-    try:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:  # a surrogate that did not come from a file name
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return show_path(source)
 
 
 def _short(value: Any, limit: int = 80) -> str:

@@ -7,6 +7,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from .._common import show_text
+
 Command = Callable[[argparse.Namespace], int]
 Subcommands = argparse._SubParsersAction
 
@@ -40,9 +42,10 @@ def emit(args: argparse.Namespace, data: Any, text: str) -> None:
 
 
 def printable(text: str) -> str:
-    """`text` that any UTF-8 terminal can print: the bytes of file names that are not UTF-8 (surrogate escapes
-    in Python) become `\\udcNN` escapes instead of failing the print with UnicodeEncodeError."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    """`text`, line by line, as a terminal may show it: bytes of file names that are not UTF-8 as `\\xNN`
+    (print would fail on them), control and format characters from names zoo did not choose (ESC sequences,
+    a carriage return, a line that imitates zoo's own) escaped; the line breaks of the text itself kept."""
+    return "\n".join(show_text(line) for line in text.split("\n"))
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:
