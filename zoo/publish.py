@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import hashlib
 import json
 import keyword
 import os
@@ -28,7 +27,7 @@ from ._common import show_path, show_url, write_text_atomic
 from .errors import ZooError
 from .hub.hubconf import declared_dependencies
 from .store import integrity, paths
-from .store.locks import ZooLock, file_lock
+from .store.locks import lock_for
 from .weights import manifest
 from .weights.manifest import Weights, entry_to_weights
 
@@ -240,7 +239,7 @@ def publish(
             if repo_dir is not None:
                 undo.make_dirs(repo_dir / "weights")
                 undo.install(staged, repo_dir / "weights" / file_name, digest)
-                with _lock(repo_dir / "hubconf.py"):
+                with lock_for(repo_dir / "hubconf.py"):
                     undo.keep(repo_dir / "hubconf.py")
                     write_text_atomic(
                         _through_link(repo_dir / "hubconf.py"), _hubconf_text(repo_dir, weights, entry_point)
@@ -499,15 +498,9 @@ def _card_meta(card: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
-def _lock(path: Path) -> ZooLock:
-    # Kept in the zoo home, not beside the file: a published repo should not grow lock files.
-    name = hashlib.sha1(str(path.resolve()).encode()).hexdigest() + ".lock"
-    return file_lock(paths.home() / "locks" / name, what=f"changes to {path}")
-
-
 def _update_manifest(path: Path, key: str, entry: dict[str, Any], default: bool | None) -> None:
     path = _through_link(path)
-    with _lock(path):
+    with lock_for(path):
         data = (
             manifest.read_raw(path)
             if path.exists()
@@ -528,7 +521,7 @@ def write_hub_entry(repo: Path, weights: Weights, weight_file: Path, entry: str 
     `weight_file`. The hubconf is checked (parses, no clash, declares zoo) before anything is written."""
     entry = entry or entry_name(weights.key)
     _check_target_dir(repo, "repo")
-    with _lock(repo / "hubconf.py"):
+    with lock_for(repo / "hubconf.py"):
         text = _hubconf_text(repo, weights, entry)
         target = repo / "weights" / weights.file_name
         _check_same_content(target, weights.sha256)
