@@ -79,3 +79,9 @@ def test_write_text_atomic_replaces_a_planted_link_instead_of_writing_through_it
     link.symlink_to(victim)
     write_text_atomic(link, "zoo's")
     assert victim.read_text() == "mine" and not link.is_symlink() and link.read_text() == "zoo's"
+
+
+def test_write_text_atomic_writes_a_name_at_the_file_system_limit(tmp_path):
+    target = tmp_path / ("m" * 250 + ".json")  # 255 bytes: a temporary name built from it would not fit
+    write_text_atomic(target, "{}")
+    assert target.read_text() == "{}" and sorted(p.name for p in tmp_path.iterdir()) == [target.name]

@@ -78,7 +78,8 @@ def write_text_atomic(path: str | os.PathLike, text: str, *, mode: int = 0o666) 
     removed if anything fails. `mode` is masked by the umask, as for a file created with open().
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # A short name: the target's own may already be near the 255-byte limit of a file name.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".zoo-", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
