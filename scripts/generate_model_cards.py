@@ -25,7 +25,8 @@ GRID = ROOT / "docs" / "images" / "dcgan_digits.png"
 INTRO = """# Model cards
 
 Generated from `weights_manifest.json` by `scripts/generate_model_cards.py`; a test keeps this file in sync.
-Every file is verified against its sha256 before use (see the README's "Weights"). `*` marks an
+Every file is verified against its sha256 before use (see the README's "Weights"): "full" where the whole
+digest is known, "prefix" where only the 8 hex digits of torchvision's file name are. `*` marks an
 architecture's default weights.
 """
 
@@ -55,7 +56,15 @@ zoo.classify("dog.jpg", model="resnet50", weights="imagenet1k_v2", topk=3)
 
 
 def _size(w: Weights) -> str:
-    return f"{w.size / 2**20:.1f} MiB" if w.size else "?"
+    if w.size:
+        return f"{w.size / 2**20:.1f} MiB"
+    mib = w.meta.get("file_size_mb")  # torchvision's figure, when the exact byte count is not known
+    return f"{mib:.1f} MiB" if isinstance(mib, (int, float)) else "?"
+
+
+def _link(value: object) -> str:
+    text = str(value)
+    return f"[link]({text})" if text.startswith("https://") else text
 
 
 def _metrics(w: Weights) -> str:
@@ -89,8 +98,10 @@ def render() -> str:
         if not entries:
             lines.append("No pretrained weights.\n")
             continue
-        lines.append("| weights | params | metrics | file | size | license | source |")
-        lines.append("| --- | --- | --- | --- | --- | --- | --- |")
+        lines.append(
+            "| weights | params | GFLOPS | metrics | file | size | sha256 | license | recipe | source |"
+        )
+        lines.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for w in entries:
             star = " *" if m.defaults.get(arch) == w.key else ""
             params = w.meta.get("num_params")
@@ -101,10 +112,13 @@ def render() -> str:
                     for v in (
                         f"`{w.key}`{star}",
                         f"{params:,}" if isinstance(params, int) else "?",
+                        w.meta.get("gflops", "?"),
                         _metrics(w),
                         f"`{w.file_name}`",
                         _size(w),
-                        w.meta.get("license", "?"),
+                        "prefix" if w.sha256_is_prefix else "full",
+                        _link(w.meta.get("license", "?")),
+                        _link(w.meta.get("recipe", "-")),
                         w.meta.get("source", "?"),
                     )
                 )

@@ -31,9 +31,9 @@ def test_list_table_and_json(capsys):
 
 
 def test_list_no_match_is_a_user_error(capsys):
-    code, out, err = run(capsys, "list", "vit*")
+    code, out, err = run(capsys, "list", "nosuch*")
     assert code == 1 and out == ""
-    assert err == "zoo: error: no model matches 'vit*'; `zoo list` shows them all\n"
+    assert err == "zoo: error: no model matches 'nosuch*'; `zoo list` shows them all\n"
 
 
 def test_info_shows_weights_metrics_and_cache_state(capsys, test_manifest):

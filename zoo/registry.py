@@ -37,6 +37,11 @@ def register_model(*aliases: str) -> Callable[[F], F]:
     return wrap
 
 
+def is_registered(name: str) -> bool:
+    """Whether `name` is taken already (a builder or an alias), without importing the families."""
+    return name in _MODELS or name in _ALIASES
+
+
 def _ensure_models() -> None:
     from . import models  # noqa: F401  (importing the families registers them)
 
