@@ -2,7 +2,8 @@
 
     python scripts/generate_model_cards.py [--check] [--grid]
 
-`--check` exits 1 if docs/models.md is not what this script would write (tests/test_model_cards.py runs it).
+It also draws the two plots that open the file (docs/images/acc1_vs_*.png, with matplotlib).
+`--check` exits 1 if docs/models.md or a plot is not what this script would write (tests/test_model_cards.py runs it).
 `--grid` also renders docs/images/dcgan_digits.png with the bundled `dcgan.digits` weights.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,6 +23,11 @@ from zoo.weights.manifest import Weights  # noqa: E402
 
 OUT = ROOT / "docs" / "models.md"
 GRID = ROOT / "docs" / "images" / "dcgan_digits.png"
+# The two plots that open docs/models.md: ImageNet acc@1 against compute and against size, every weight file.
+PLOTS = {
+    "gflops": ROOT / "docs" / "images" / "acc1_vs_gflops.png",
+    "num_params": ROOT / "docs" / "images" / "acc1_vs_params.png",
+}
 
 INTRO = """# Model cards
 
@@ -28,6 +35,14 @@ Generated from `weights_manifest.json` by `scripts/generate_model_cards.py`; a t
 Every file is verified against its sha256 before use (see the README's "Weights"): "full" where the whole
 digest is known, "prefix" where only the 8 hex digits of torchvision's file name are. `*` marks an
 architecture's default weights.
+
+Choose by looking: ImageNet-1K acc@1 of every weight file against its compute and its size (log scales),
+families coloured, the dashed line joining the weights nothing else beats (more accurate and cheaper).
+`zoo list --plot out.png [PATTERN] [--against num_params]` draws the same for any selection.
+
+![acc@1 against GFLOPS](images/acc1_vs_gflops.png)
+
+![acc@1 against parameters](images/acc1_vs_params.png)
 """
 
 EXAMPLES = """## Examples
@@ -145,6 +160,18 @@ def render() -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def render_plots(folder: Path | None = None) -> dict[str, Path]:
+    """Draw the two accuracy plots from the manifest into `folder` (docs/images by default)."""
+    from zoo.weights.charts import plot_accuracy
+
+    m = manifest.load(ROOT / "weights_manifest.json")
+    out = {}
+    for against, path in PLOTS.items():
+        target = (folder / path.name) if folder else path
+        out[against] = plot_accuracy(m.weights.values(), target, against=against)
+    return out
+
+
 def render_grid() -> None:
     import zoo
     from zoo.tasks import save_grid
@@ -162,8 +189,13 @@ def main() -> None:
     if args.check:
         if not OUT.is_file() or OUT.read_text() != text:
             sys.exit(f"{OUT} is out of date: run python scripts/generate_model_cards.py")
+        with tempfile.TemporaryDirectory() as tmp:
+            for against, fresh in render_plots(Path(tmp)).items():
+                if not PLOTS[against].is_file() or PLOTS[against].read_bytes() != fresh.read_bytes():
+                    sys.exit(f"{PLOTS[against]} is out of date: run python scripts/generate_model_cards.py")
         return
     OUT.write_text(text)
+    render_plots()
     if args.grid:
         render_grid()
     print(f"wrote {OUT}" + (f" and {GRID}" if args.grid else ""))

@@ -86,3 +86,28 @@ def test_module_entry_point_has_no_traceback():
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith("zoo: error: '/nonexistent/dir' is not a directory")
+
+
+def test_list_sorts_by_accuracy_and_shows_the_figures_in_json(capsys):
+    code, out, _ = run(capsys, "list", "--sort", "acc1", "--json", "--pretrained")
+    data = json.loads(out)
+    assert code == 0 and data[0]["name"] == "vit_h_14"
+    acc = [d["default_meta"]["acc@1"] for d in data if d["default_meta"] and d["default_meta"]["acc@1"]]
+    assert acc == sorted(acc, reverse=True) and len(acc) == 80
+    vit = data[0]["default_meta"]
+    assert vit["gflops"] > 1000 and vit["num_params"] == 633470440 and vit["file_size_mib"] > 2000
+    assert vit["license"].startswith("https://") and vit["sha256"] == "prefix"
+    code, out, _ = run(capsys, "list", "resnet*", "--exclude", "resnet1??", "--sort", "params")
+    lines = out.splitlines()
+    assert lines[0].split()[:4] == ["model", "default", "weights", "weights"]
+    assert [line.split()[0] for line in lines[1:]] == ["resnet50", "resnet34", "resnet18"]
+
+
+def test_list_plot_draws_a_png_and_says_when_matplotlib_is_missing(capsys, tmp_path, monkeypatch):
+    code, _, err = run(capsys, "list", "efficientnet*", "--plot", str(tmp_path / "out.png"))
+    assert code == 0 and f"wrote {tmp_path / 'out.png'}" in err
+    assert (tmp_path / "out.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    code, _, err = run(capsys, "list", "--plot", str(tmp_path / "again.png"))
+    assert code == 1 and "plotting needs matplotlib: pip install 'zoo-hub[examples]'" in err
+    assert not (tmp_path / "again.png").exists()

@@ -131,3 +131,25 @@ def test_a_name_or_alias_is_registered_once():
         registry.register_model("twice", "twice")(my_net)
     assert before == (registry._MODELS, registry._ALIASES)  # a refused registration leaves nothing behind
     assert issubclass(DuplicateNameError, ValueError)
+
+
+def test_list_models_takes_timms_arguments(tmp_path, monkeypatch):
+    assert zoo.list_models("vit_*", pretrained=True, exclude_filters=["*_h_*", "*_l_*"]) == [
+        "vit_b_16",
+        "vit_b_32",
+    ]
+    assert zoo.list_models(filter=["vgg1?", "alex*"], exclude_filters="*_bn") == [
+        "alexnet",
+        "vgg11",
+        "vgg13",
+        "vgg16",
+        "vgg19",
+    ]
+    assert zoo.list_models(pretrained=True) == zoo.list_models()  # every model has weights today
+    data = manifest.read_raw(manifest.DEFAULT_MANIFEST)
+    data["weights"] = {k: v for k, v in data["weights"].items() if v["arch"] not in ("vit_b_32", "mlp")}
+    data["defaults"] = {k: v for k, v in data["defaults"].items() if v in data["weights"]}
+    manifest.write_raw(data, tmp_path / "fewer.json")
+    monkeypatch.setenv("ZOO_MANIFEST", str(tmp_path / "fewer.json"))
+    assert zoo.list_models("vit_b*", pretrained=True) == ["vit_b_16"]
+    assert "mlp" not in zoo.list_models(pretrained=True) and "mlp" in zoo.list_models()
