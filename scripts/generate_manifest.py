@@ -116,6 +116,7 @@ def torchvision_kwargs(arch: str, member: Any) -> dict[str, Any]:
     return {k: v for k, v in _overwritten(arch, member).items() if k not in always or always[k] != v}
 
 
+@functools.cache  # a regeneration builds each of the 115 twice on meta: 12 s, paid once per process
 def _overwritten(arch: str, member: Any) -> dict[str, Any]:
     # Built on the meta device and stopped where the weights would be fetched.
     seen: dict[str, Any] = {}
@@ -212,6 +213,7 @@ def _summary(arch: str) -> str:
     return first.replace("``", "`").replace(":class:", "").replace(":func:", "")
 
 
+@functools.cache
 def _heads(arch: str) -> list[str]:
     """Dotted paths of the layers that output the classes: the classifier first, then auxiliary heads."""
     kwargs = torchvision_kwargs(arch, TORCHVISION[arch].DEFAULT)

@@ -1,3 +1,4 @@
+import functools
 import importlib.util
 import json
 
@@ -10,6 +11,7 @@ from zoo.weights import manifest
 from zoo.weights.manifest import ManifestError
 
 
+@functools.cache  # one module, so that its memory of torchvision's builders serves every test here
 def load_generator():
     spec = importlib.util.spec_from_file_location(
         "generate_manifest", REPO_ROOT / "scripts" / "generate_manifest.py"
