@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.zoo-installed
 
-.PHONY: setup demo test test-wheel lint bench
+.PHONY: setup demo test test-all test-wheel lint bench
 
 setup: $(STAMP)
 
@@ -19,6 +19,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+	$(MAKE) test-wheel
+
+# Also the tests marked slow (the giants of the torchvision catalogue: about 3 more minutes on 2 cores).
+test-all: $(STAMP)
+	$(PY) -m pytest -q -m "slow or not slow"
 	$(MAKE) test-wheel
 
 # The installed package is the product: build the wheel, install it into a fresh venv that reuses the pinned

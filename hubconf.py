@@ -15,30 +15,6 @@ dependencies = [
     "safetensors",
 ]
 
-from zoo.models import (  # noqa: E402
-    alexnet,
-    custom_model,
-    cyclegan,
-    dcgan,
-    googlenet,
-    mlp,
-    resnet18,
-    resnet34,
-    resnet50,
-    resnet101,
-    resnet152,
-)
-
-__all__ = [
-    "alexnet",
-    "custom_model",
-    "cyclegan",
-    "dcgan",
-    "googlenet",
-    "mlp",
-    "resnet18",
-    "resnet34",
-    "resnet50",
-    "resnet101",
-    "resnet152",
-]
+# Every builder of zoo.models (the seed families and the whole torchvision catalogue) is an entry point.
+from zoo.models import *  # noqa: E402, F403
+from zoo.models import __all__  # noqa: E402, F401

@@ -10,12 +10,16 @@ stored record). Each round times both builders back to back; the median of the r
 one-time cost of the first verification (hashing the whole file) is printed separately.
 
     python bench/load.py [--rounds 7] [--models resnet101 alexnet googlenet]
+    python bench/load.py --models all [--rounds 3]   # every torchvision classifier, cached build only
+
+With `--models all` each of the 80 classifiers is measured in the "zoo cache" case only (zoo's cached
+pretrained build against torchvision's builder on the same file), one file at a time (they would need 22 GB
+at once), and the median and the worst ratio are printed after the per-model lines.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import statistics
 import sys
@@ -40,14 +44,26 @@ def timed(fn) -> float:
 
 
 def write_checkpoint(name: str) -> Path:
-    """A random state dict under torchvision's file name in torch's hub cache."""
+    """A random state dict under torchvision's file name in torch's hub cache, shaped as the default weights
+    are (the arguments their builder uses: ViT's image size, the Inception heads, ...)."""
     weights_enum = tvm.get_model_weights(name).DEFAULT
     checkpoints = Path(torch.hub.get_dir()) / "checkpoints"
     checkpoints.mkdir(parents=True, exist_ok=True)
     path = checkpoints / weights_enum.url.rsplit("/", 1)[1]
     if not path.exists():
-        extra = {"aux_logits": True, "init_weights": True} if name == "googlenet" else {}
-        torch.save(getattr(tvm, name)(weights=None, **extra).state_dict(), path)
+        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in zoo.get_weights(name).kwargs.items()}
+        torch.save(tvm.get_model(name, weights=None, **kwargs).state_dict(), path)
+    return path
+
+
+def register(name: str, data: dict) -> Path:
+    """Write `name`'s checkpoint and point the temporary manifest's default entry at its sha256 and size."""
+    path = write_checkpoint(name)
+    entry = data["weights"][data["defaults"][name]]
+    entry["sha256"] = integrity.sha256_file(path)
+    entry["size"] = path.stat().st_size
+    manifest.write_raw(data, os.environ["ZOO_MANIFEST"])
+    os.sync()  # so the kernel's write-back of the fresh file does not land inside a timed round
     return path
 
 
@@ -87,31 +103,45 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--models", nargs="+", default=["resnet101", "alexnet", "googlenet"])
     args = parser.parse_args()
+    catalogue = args.models == ["all"]
+    names = tvm.list_models(module=tvm) if catalogue else args.models
+    cases = ((False, True),) if catalogue else ((False, False), (True, False), (False, True))
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["TORCH_HOME"] = tmp
-        data = manifest.read_raw()
-        for name in args.models:
-            path = write_checkpoint(name)
-            entry = data["weights"][data["defaults"][name]]
-            entry["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
-            entry["size"] = path.stat().st_size
         os.environ["ZOO_MANIFEST"] = str(Path(tmp) / "manifest.json")
-        manifest.write_raw(data, os.environ["ZOO_MANIFEST"])
         os.environ["ZOO_HOME"] = str(Path(tmp) / "zoo_home")
-        os.sync()  # so the kernel's write-back of fresh files does not land inside a timed round
+        data = manifest.read_raw(manifest.DEFAULT_MANIFEST)
+        manifest.write_raw(data, os.environ["ZOO_MANIFEST"])
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.rounds} rounds")
-        print(f"{'model':<10} {'what':<18} {'torchvision':>12} {'zoo':>10} {'ratio':>7}")
-        for name in args.models:
-            for forward, zoo_cache in ((False, False), (True, False), (False, True)):
+        print(f"{'model':<20} {'what':<18} {'torchvision':>12} {'zoo':>10} {'ratio':>7}")
+        ratios, first = {}, {}
+        for name in names:
+            path = register(name, data)
+            for forward, zoo_cache in cases:
                 tv, zz = bench(name, args.rounds, forward, zoo_cache)
                 what = "build+1 forward" if forward else "build (pretrained)"
                 what = "build, zoo cache" if zoo_cache else what
-                print(f"{name:<10} {what:<18} {tv * 1e3:>10.1f}ms {zz * 1e3:>8.1f}ms {tv / zz:>6.1f}x")
-        for name in args.models:
-            path = write_checkpoint(name)
+                ratios[name] = tv / zz
+                print(
+                    f"{name:<20} {what:<18} {tv * 1e3:>10.1f}ms {zz * 1e3:>8.1f}ms {tv / zz:>6.1f}x",
+                    flush=True,
+                )
             took = timed(lambda path=path: integrity.sha256_file(path))
+            first[name] = (took, path.stat().st_size)
+            if catalogue:  # one file at a time
+                (Path(os.environ["ZOO_HOME"]) / "weights" / path.name).unlink(missing_ok=True)
+                path.unlink()
+        if catalogue:
+            worst = min(ratios, key=ratios.get)
             print(
-                f"{name:<10} first verification (once per file): {took * 1e3:.0f} ms for {path.stat().st_size / 2**20:.0f} MiB"
+                f"{len(ratios)} models, zoo cache: median {statistics.median(ratios.values()):.1f}x, "
+                f"worst {ratios[worst]:.1f}x ({worst}), best {max(ratios.values()):.1f}x ({max(ratios, key=ratios.get)}), "
+                f"slower than torchvision: {sorted(n for n, r in ratios.items() if r < 1) or 'none'}"
+            )
+            return
+        for name, (took, size) in first.items():
+            print(
+                f"{name:<10} first verification (once per file): {took * 1e3:.0f} ms for {size / 2**20:.0f} MiB"
             )
 
 

@@ -2,7 +2,8 @@
 
     python scripts/generate_model_cards.py [--check] [--grid]
 
-`--check` exits 1 if docs/models.md is not what this script would write (tests/test_model_cards.py runs it).
+It also draws the two plots that open the file (docs/images/acc1_vs_*.png, with matplotlib).
+`--check` exits 1 if docs/models.md or a plot is not what this script would write (tests/test_model_cards.py runs it).
 `--grid` also renders docs/images/dcgan_digits.png with the bundled `dcgan.digits` weights.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,12 +23,26 @@ from zoo.weights.manifest import Weights  # noqa: E402
 
 OUT = ROOT / "docs" / "models.md"
 GRID = ROOT / "docs" / "images" / "dcgan_digits.png"
+# The two plots that open docs/models.md: ImageNet acc@1 against compute and against size, every weight file.
+PLOTS = {
+    "gflops": ROOT / "docs" / "images" / "acc1_vs_gflops.png",
+    "num_params": ROOT / "docs" / "images" / "acc1_vs_params.png",
+}
 
 INTRO = """# Model cards
 
 Generated from `weights_manifest.json` by `scripts/generate_model_cards.py`; a test keeps this file in sync.
-Every file is verified against its sha256 before use (see the README's "Weights"). `*` marks an
+Every file is verified against its sha256 before use (see the README's "Weights"): "full" where the whole
+digest is known, "prefix" where only the 8 hex digits of torchvision's file name are. `*` marks an
 architecture's default weights.
+
+Choose by looking: ImageNet-1K acc@1 of every weight file against its compute and its size (log scales),
+families coloured, the dashed line joining the weights nothing else beats (more accurate and cheaper).
+`zoo list --plot out.png [PATTERN] [--against num_params]` draws the same for any selection.
+
+![acc@1 against GFLOPS](images/acc1_vs_gflops.png)
+
+![acc@1 against parameters](images/acc1_vs_params.png)
 """
 
 EXAMPLES = """## Examples
@@ -55,7 +71,15 @@ zoo.classify("dog.jpg", model="resnet50", weights="imagenet1k_v2", topk=3)
 
 
 def _size(w: Weights) -> str:
-    return f"{w.size / 2**20:.1f} MiB" if w.size else "?"
+    if w.size:
+        return f"{w.size / 2**20:.1f} MiB"
+    mib = w.meta.get("file_size_mb")  # torchvision's figure, when the exact byte count is not known
+    return f"{mib:.1f} MiB" if isinstance(mib, (int, float)) else "?"
+
+
+def _link(value: object) -> str:
+    text = str(value)
+    return f"[link]({text})" if text.startswith("https://") else text
 
 
 def _metrics(w: Weights) -> str:
@@ -89,8 +113,10 @@ def render() -> str:
         if not entries:
             lines.append("No pretrained weights.\n")
             continue
-        lines.append("| weights | params | metrics | file | size | license | source |")
-        lines.append("| --- | --- | --- | --- | --- | --- | --- |")
+        lines.append(
+            "| weights | params | GFLOPS | metrics | file | size | sha256 | license | recipe | source |"
+        )
+        lines.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for w in entries:
             star = " *" if m.defaults.get(arch) == w.key else ""
             params = w.meta.get("num_params")
@@ -101,10 +127,13 @@ def render() -> str:
                     for v in (
                         f"`{w.key}`{star}",
                         f"{params:,}" if isinstance(params, int) else "?",
+                        w.meta.get("gflops", "?"),
                         _metrics(w),
                         f"`{w.file_name}`",
                         _size(w),
-                        w.meta.get("license", "?"),
+                        "prefix" if w.sha256_is_prefix else "full",
+                        _link(w.meta.get("license", "?")),
+                        _link(w.meta.get("recipe", "-")),
                         w.meta.get("source", "?"),
                     )
                 )
@@ -131,6 +160,18 @@ def render() -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def render_plots(folder: Path | None = None) -> dict[str, Path]:
+    """Draw the two accuracy plots from the manifest into `folder` (docs/images by default)."""
+    from zoo.weights.charts import plot_accuracy
+
+    m = manifest.load(ROOT / "weights_manifest.json")
+    out = {}
+    for against, path in PLOTS.items():
+        target = (folder / path.name) if folder else path
+        out[against] = plot_accuracy(m.weights.values(), target, against=against)
+    return out
+
+
 def render_grid() -> None:
     import zoo
     from zoo.tasks import save_grid
@@ -150,8 +191,13 @@ def main() -> None:
     if args.check:
         if not OUT.is_file() or OUT.read_text() != text:
             sys.exit(f"{OUT} is out of date: run python scripts/generate_model_cards.py")
+        with tempfile.TemporaryDirectory() as tmp:
+            for against, fresh in render_plots(Path(tmp)).items():
+                if not PLOTS[against].is_file() or PLOTS[against].read_bytes() != fresh.read_bytes():
+                    sys.exit(f"{PLOTS[against]} is out of date: run python scripts/generate_model_cards.py")
         return
     OUT.write_text(text)
+    render_plots()
     if args.grid:
         render_grid()
     print(f"wrote {OUT}" + (f" and {GRID}" if args.grid else ""))

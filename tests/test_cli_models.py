@@ -34,9 +34,9 @@ def test_list_table_and_json(capsys):
 
 
 def test_list_no_match_is_a_user_error(capsys):
-    code, out, err = run(capsys, "list", "vit*")
+    code, out, err = run(capsys, "list", "nosuch*")
     assert code == 1 and out == ""
-    assert err == "zoo: error: no model matches 'vit*'; `zoo list` shows them all\n"
+    assert err == "zoo: error: no model matches 'nosuch*'; `zoo list` shows them all\n"
 
 
 def test_info_shows_weights_metrics_and_cache_state(capsys, test_manifest):
@@ -121,3 +121,28 @@ def test_control_characters_in_an_error_cannot_drive_the_terminal(capsys, monkey
     assert main(["info", "x"]) == 1
     err = capsys.readouterr().err
     assert "\x1b" not in err and "\r" not in err and "\\x1b[31mred" in err and err.count("\n") == 1
+
+
+def test_list_sorts_by_accuracy_and_shows_the_figures_in_json(capsys):
+    code, out, _ = run(capsys, "list", "--sort", "acc1", "--json", "--pretrained")
+    data = json.loads(out)
+    assert code == 0 and data[0]["name"] == "vit_h_14"
+    acc = [d["default_meta"]["acc@1"] for d in data if d["default_meta"] and d["default_meta"]["acc@1"]]
+    assert acc == sorted(acc, reverse=True) and len(acc) == 80
+    vit = data[0]["default_meta"]
+    assert vit["gflops"] > 1000 and vit["num_params"] == 633470440 and vit["file_size_mib"] > 2000
+    assert vit["license"].startswith("https://") and vit["sha256"] == "prefix"
+    code, out, _ = run(capsys, "list", "resnet*", "--exclude", "resnet1??", "--sort", "params")
+    lines = out.splitlines()
+    assert lines[0].split()[:4] == ["model", "default", "weights", "weights"]
+    assert [line.split()[0] for line in lines[1:]] == ["resnet50", "resnet34", "resnet18"]
+
+
+def test_list_plot_draws_a_png_and_says_when_matplotlib_is_missing(capsys, tmp_path, monkeypatch):
+    code, _, err = run(capsys, "list", "efficientnet*", "--plot", str(tmp_path / "out.png"))
+    assert code == 0 and f"wrote {tmp_path / 'out.png'}" in err
+    assert (tmp_path / "out.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    code, _, err = run(capsys, "list", "--plot", str(tmp_path / "again.png"))
+    assert code == 1 and "plotting needs matplotlib: pip install 'zoo-hub[examples]'" in err
+    assert not (tmp_path / "again.png").exists()

@@ -531,3 +531,11 @@ def test_things_that_are_not_weight_files(tmp_path, content, message):
     with pytest.raises(ZooError, match=message) as info:
         zoo.get_model("cyclegan", weights=f)
     assert not isinstance(info.value, UnsafeCheckpointError)
+
+
+def test_a_model_built_under_the_meta_device_stays_there_without_weights():
+    with torch.device("meta"):
+        model = zoo.get_model("resnet18", weights=None)
+    assert (
+        all(p.is_meta for p in model.parameters()) and sum(p.numel() for p in model.parameters()) == 11689512
+    )

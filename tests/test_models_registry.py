@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torchvision import models as tvm
 from torchvision.models import ResNet50_Weights
 
 import zoo
@@ -24,14 +25,17 @@ SEEDS = [
 
 
 def test_list_models_is_sorted_and_complete():
-    assert zoo.list_models() == sorted(SEEDS)
+    catalogue = tvm.list_models(module=tvm)
+    assert len(catalogue) == 80
+    assert zoo.list_models() == sorted({*SEEDS, *catalogue})
 
 
 def test_list_models_wildcards():
     assert zoo.list_models("resnet*") == ["resnet101", "resnet152", "resnet18", "resnet34", "resnet50"]
     assert zoo.list_models("*net") == ["alexnet", "googlenet"]
     assert zoo.list_models("resnet1?") == ["resnet18"]
-    assert zoo.list_models("vit*") == []
+    assert zoo.list_models("vit*") == ["vit_b_16", "vit_b_32", "vit_h_14", "vit_l_16", "vit_l_32"]
+    assert zoo.list_models("nosuch*") == []
 
 
 def test_unknown_model_suggests_close_names():
@@ -51,7 +55,12 @@ def test_get_weights_by_model_key_and_tag():
     w = zoo.get_weights("resnet101.imagenet1k_v1")
     assert (w.arch, w.file_name) == ("resnet101", "resnet101-63fe2227.pth")
     assert zoo.get_weights("resnet101.IMAGENET1K_V1") == w
-    assert w.sha256 == "63fe2227" and w.sha256_is_prefix
+    assert w.sha256.startswith("63fe2227") and not w.sha256_is_prefix  # issue 13's table
+    assert (
+        zoo.get_weights("resnet101.imagenet1k_v2").sha256
+        == "cd907fc2a0de2292b2ba2b27d2216bc672d84632d1cf20058d01c0c03b5e020e"
+    )
+    assert zoo.get_weights("vgg16.imagenet1k_features").sha256_is_prefix
     assert len(w.categories) == 1000 and w.categories[207] == "golden retriever"
 
 
@@ -122,3 +131,25 @@ def test_a_name_or_alias_is_registered_once():
         registry.register_model("twice", "twice")(my_net)
     assert before == (registry._MODELS, registry._ALIASES)  # a refused registration leaves nothing behind
     assert issubclass(DuplicateNameError, ValueError)
+
+
+def test_list_models_takes_timms_arguments(tmp_path, monkeypatch):
+    assert zoo.list_models("vit_*", pretrained=True, exclude_filters=["*_h_*", "*_l_*"]) == [
+        "vit_b_16",
+        "vit_b_32",
+    ]
+    assert zoo.list_models(filter=["vgg1?", "alex*"], exclude_filters="*_bn") == [
+        "alexnet",
+        "vgg11",
+        "vgg13",
+        "vgg16",
+        "vgg19",
+    ]
+    assert zoo.list_models(pretrained=True) == zoo.list_models()  # every model has weights today
+    data = manifest.read_raw(manifest.DEFAULT_MANIFEST)
+    data["weights"] = {k: v for k, v in data["weights"].items() if v["arch"] not in ("vit_b_32", "mlp")}
+    data["defaults"] = {k: v for k, v in data["defaults"].items() if v in data["weights"]}
+    manifest.write_raw(data, tmp_path / "fewer.json")
+    monkeypatch.setenv("ZOO_MANIFEST", str(tmp_path / "fewer.json"))
+    assert zoo.list_models("vit_b*", pretrained=True) == ["vit_b_16"]
+    assert "mlp" not in zoo.list_models(pretrained=True) and "mlp" in zoo.list_models()

@@ -167,3 +167,6 @@ def test_light_commands_start_without_torch(argv, tmp_path):
 
 def test_zoo_list_needs_torch_but_not_torchvision(tmp_path):
     assert loaded_by(["list"], tmp_path) == ["torch"]
+    assert loaded_by(["list", "vit*", "--sort", "acc1", "--json", "--exclude", "*_h_*"], tmp_path) == [
+        "torch"
+    ]

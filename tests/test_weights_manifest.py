@@ -1,3 +1,4 @@
+import functools
 import importlib.util
 import json
 
@@ -10,6 +11,7 @@ from zoo.weights import manifest
 from zoo.weights.manifest import ManifestError
 
 
+@functools.cache  # one module, so that its memory of torchvision's builders serves every test here
 def load_generator():
     spec = importlib.util.spec_from_file_location(
         "generate_manifest", REPO_ROOT / "scripts" / "generate_manifest.py"
@@ -52,7 +54,33 @@ def test_generator_keeps_published_entries():
     assert fresh["defaults"]["mlp"] == "mlp.blobs"
 
 
-CLASSIFIERS = ["alexnet", "googlenet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
+CLASSIFIERS = tvm.list_models(module=tvm)
+
+
+def test_the_manifest_holds_every_torchvision_classification_weight():
+    ours = [w for w in zoo.list_weights() if zoo.get_weights(w).meta.get("source") == "torchvision"]
+    assert len(CLASSIFIERS) == 80 and len(ours) == 115
+    assert sorted(ours) == sorted(
+        f"{arch}.{member.name.lower()}" for arch in CLASSIFIERS for member in tvm.get_model_weights(arch)
+    )
+
+
+def test_full_digests_are_merged_with_their_source_and_the_rest_say_prefix():
+    full = {
+        w.file_name: w
+        for k in zoo.list_weights()
+        if (w := zoo.get_weights(k)).meta.get("source") == "torchvision" and not w.sha256_is_prefix
+    }
+    assert sorted(full) == sorted(load_generator().KNOWN_FILES)
+    assert full["alexnet-owt-7be5be79.pth"].size == 244408911
+    assert full["googlenet-1378be20.pth"].size is None
+    for w in full.values():
+        assert w.meta["sha256_source"] == "issue 13's table of published digests"
+        assert w.sha256.startswith(w.file_name.rsplit("-", 1)[1].split(".")[0])
+    vit = zoo.get_weights("vit_h_14.imagenet1k_swag_e2e_v1")
+    assert vit.sha256_is_prefix and vit.meta["sha256_source"] == "file name (prefix only)"
+    assert vit.kwargs == {"image_size": 518} and vit.meta["license"].startswith("https://")
+    assert vit.meta["gflops"] > 1000 and vit.meta["file_size_mb"] > 2000
 
 
 @pytest.mark.parametrize("arch", CLASSIFIERS)
@@ -66,7 +94,12 @@ def test_every_torchvision_weight_is_known(arch):
         assert w.file_name.split("-")[-1].startswith(w.sha256[:8])
         assert w.categories == member.meta["categories"]
         assert w.meta["num_params"] == member.meta["num_params"]
-        assert w.meta["metrics"] == member.meta["_metrics"]
+        measured = {d: {k: v for k, v in m.items() if v == v} for d, m in member.meta["_metrics"].items()}
+        assert {
+            d: {k: v for k, v in m.items() if v is not None} for d, m in w.meta["metrics"].items()
+        } == measured
+        assert (w.meta["gflops"], w.meta["file_size_mb"]) == (member.meta["_ops"], member.meta["_file_size"])
+        assert w.meta["recipe"] == member.meta["recipe"]
         ours, theirs = w.transforms(), member.transforms()
         assert (ours.crop_size, ours.resize_size, ours.mean, ours.std) == (
             theirs.crop_size,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import DuplicateNameError, UnknownNameError, unknown
@@ -37,6 +37,11 @@ def register_model(*aliases: str) -> Callable[[F], F]:
     return wrap
 
 
+def is_registered(name: str) -> bool:
+    """Whether `name` is taken already (a builder or an alias), without importing the families."""
+    return name in _MODELS or name in _ALIASES
+
+
 def _ensure_models() -> None:
     from . import models  # noqa: F401  (importing the families registers them)
 
@@ -51,13 +56,37 @@ def canonical_name(name: str) -> str:
     raise unknown("model", name, [*_MODELS, *_ALIASES])
 
 
-def list_models(pattern: str | None = None) -> list[str]:
-    """Names of the registered models, sorted, optionally filtered by an fnmatch pattern like `resnet*`."""
+def list_models(
+    pattern: str | Sequence[str] | None = None,
+    *,
+    pretrained: bool = False,
+    exclude_filters: str | Sequence[str] | None = None,
+    filter: str | Sequence[str] | None = None,  # noqa: A002  (timm's name for `pattern`)
+) -> list[str]:
+    """Names of the registered models, sorted, optionally filtered by fnmatch patterns like `resnet*`.
+
+    Takes timm's arguments too, so code written for `timm.list_models` works: `filter` (the same as
+    `pattern`; a pattern or a list of them, any may match), `pretrained=True` (only models with known
+    weights) and `exclude_filters` (patterns whose matches are left out).
+    """
     _ensure_models()
+    wanted = _patterns(pattern) + _patterns(filter)
+    excluded = _patterns(exclude_filters)
     names = sorted(_MODELS)
-    if pattern:
-        names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+    if wanted:
+        names = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in wanted)]
+    if excluded:
+        names = [n for n in names if not any(fnmatch.fnmatchcase(n, p) for p in excluded)]
+    if pretrained:
+        known = {w.arch for w in manifest.load().weights.values()}
+        names = [n for n in names if n in known]
     return names
+
+
+def _patterns(value: str | Sequence[str] | None) -> list[str]:
+    if not value:
+        return []
+    return [value] if isinstance(value, str) else [p for p in value if p]
 
 
 def aliases_of(name: str) -> list[str]:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from .. import registry
 from .._common import show_url
 from ..errors import ZooError
 from ..hub.specs import looks_like_spec
-from ..weights import files, manifest
+from ..weights import charts, files, manifest
 from ..weights.manifest import Weights
 from . import hub
 from .command import Subcommands, add_command, emit, table
@@ -36,24 +37,52 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.pattern and looks_like_spec(args.pattern):
         return hub.cmd_list_repo(args)
     m = manifest.load()
-    names = registry.list_models(args.pattern)
-    if args.pattern and not names:
-        raise ZooError(f"no model matches {args.pattern!r}; `zoo list` shows them all")
-    data = [
-        {
-            "name": n,
-            "aliases": registry.aliases_of(n),
-            "default_weights": m.defaults.get(n),
-            "weights": [w.key for w in m.for_arch(n)],
-        }
-        for n in names
-    ]
-    rows = [
-        [d["name"], d["default_weights"] or "-", str(len(d["weights"])), ", ".join(d["aliases"])]
-        for d in data
-    ]
-    emit(args, data, table(rows, ["model", "default weights", "weights", "aliases"]))
+    names = registry.list_models(args.pattern, pretrained=args.pretrained, exclude_filters=args.exclude)
+    if (args.pattern or args.exclude or args.pretrained) and not names:
+        what = f" {args.pattern!r}" if args.pattern else ""
+        raise ZooError(f"no model matches{what}; `zoo list` shows them all")
+    data = []
+    for n in names:
+        default = m.defaults.get(n)
+        figures = [charts.facts(w) for w in m.for_arch(n)]
+        data.append(
+            {
+                "name": n,
+                "aliases": registry.aliases_of(n),
+                "default_weights": default,
+                "weights": [f["key"] for f in figures],
+                "weights_meta": figures,
+                # The default weights' figures stand for the model in the table and when sorting.
+                "default_meta": next((f for f in figures if f["key"] == default), None),
+            }
+        )
+    if args.sort != "name":
+        data.sort(key=lambda d: charts.sort_value(d["default_meta"] or {"key": d["name"]}, args.sort))
+    if args.plot:
+        out = charts.plot_accuracy([w for n in names for w in m.for_arch(n)], args.plot, against=args.against)
+        print(f"wrote {out}", file=sys.stderr)
+    rows = []
+    for d in data:
+        f = d["default_meta"] or {}
+        rows.append(
+            [
+                d["name"],
+                d["default_weights"] or "-",
+                str(len(d["weights"])),
+                _fmt(f.get("acc@1"), "{:.2f}"),
+                _fmt(f.get("num_params"), "{:.1f}", 1e-6),
+                _fmt(f.get("gflops"), "{:.2f}"),
+                _fmt(f.get("file_size_mib"), "{:.1f}"),
+                ", ".join(d["aliases"]),
+            ]
+        )
+    header = ["model", "default weights", "weights", "acc@1", "params (M)", "GFLOPS", "MiB", "aliases"]
+    emit(args, data, table(rows, header))
     return 0
+
+
+def _fmt(value: Any, spec: str, scale: float = 1.0) -> str:
+    return "-" if value is None else spec.format(value * scale)
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -103,6 +132,23 @@ def register(sub: Subcommands) -> None:
         "list the zoo's models (optionally filtered, like 'resnet*'), or a hub repo's entry points",
     )
     p.add_argument("pattern", nargs="?", help="a pattern like 'resnet*', or a hub repo")
+    p.add_argument("--pretrained", action="store_true", help="only models with known weights")
+    p.add_argument(
+        "--exclude", action="append", metavar="PATTERN", help="leave out the models matching (repeatable)"
+    )
+    p.add_argument(
+        "--sort",
+        choices=sorted(charts.SORT_KEYS),
+        default="name",
+        help="order by the default weights' figure, best first (acc1, acc5, params, gflops, size) or by name",
+    )
+    p.add_argument("--plot", metavar="OUT.png", help="also draw acc@1 against GFLOPS (needs matplotlib)")
+    p.add_argument(
+        "--against",
+        choices=["gflops", "num_params"],
+        default="gflops",
+        help="what --plot puts on the x axis (default gflops)",
+    )
     hub.add_remote_options(p)
     p = add_command(sub, "info", cmd_info, "show a model's weights, metrics and cache state")
     p.add_argument("model")

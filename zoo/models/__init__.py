@@ -1,4 +1,7 @@
-"""The zoo's model families, one module each; importing them registers their builders."""
+"""The zoo's model families, one module each; importing them registers their builders.
+
+The seed families come first; `torchvision_catalogue` then registers every other torchvision classifier.
+"""
 
 from .alexnet import alexnet
 from .cyclegan import cyclegan
@@ -6,8 +9,12 @@ from .dcgan import dcgan
 from .googlenet import googlenet
 from .mlp import mlp
 from .resnet import resnet18, resnet34, resnet50, resnet101, resnet152
+from .torchvision_catalogue import BUILDERS as _CATALOGUE
 
 custom_model = mlp
+globals().update(
+    _CATALOGUE
+)  # convnext_tiny, vit_b_16, ...: one builder each, made from torchvision's registry
 
 __all__ = [
     "alexnet",
@@ -22,3 +29,4 @@ __all__ = [
     "resnet101",
     "resnet152",
 ]
+__all__ += sorted(_CATALOGUE)

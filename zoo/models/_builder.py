@@ -35,7 +35,7 @@ def build(
     device: Any,
     kwargs: dict[str, Any],
     num_classes: int | None = None,
-    head: str | None = None,
+    head: str | tuple[str, ...] | None = None,
     infer_kwargs: Callable[[StateDict], dict[str, Any]] | None = None,
     prepare: Callable[[StateDict], StateDict] | None = None,
     finish: Callable[[nn.Module], None] | None = None,
@@ -43,8 +43,8 @@ def build(
     """Build `arch` with `make(**kwargs)`, loading `weights` if any.
 
     With weights, the model is built on the meta device (no random init is spent) and the tensors are
-    assigned straight from the memory-mapped file. `head` names the classifier layer that a different
-    `num_classes` replaces with a fresh one; `infer_kwargs` reads architecture sizes from a state dict;
+    assigned straight from the memory-mapped file. `head` names the classifier layer (or layers: Inception's
+    auxiliary heads) that a different `num_classes` replaces with a fresh one; `infer_kwargs` reads architecture sizes from a state dict;
     `prepare` adapts legacy key sets; `finish` runs after loading.
     """
     if num_classes is not None and (
@@ -60,7 +60,12 @@ def build(
     if resolved is None:
         if num_classes is not None:
             kwargs = {**kwargs, "num_classes": num_classes}
-        return make(**kwargs).to(target)
+        model = make(**kwargs)
+        # Built under `with torch.device("meta"):` (to inspect an architecture without memory, as torchvision
+        # allows; `zoo check` builds every entry so): a meta model has nothing to copy to the CPU.
+        if device is None and next(model.parameters(), torch.empty(0)).is_meta:
+            return model
+        return model.to(target)
 
     name = resolved.key if isinstance(resolved, Weights) else str(resolved)
     state_dict = _strip_data_parallel(load_state_dict(resolved, progress=progress))
@@ -120,6 +125,13 @@ def _blame(
 
 
 _INIT_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def meta_build() -> Iterator[None]:
+    """Build modules on the meta device with torch.nn.init skipped (what `build` does before assigning)."""
+    with torch.device("meta"), _skip_init():
+        yield
 
 
 @contextlib.contextmanager
@@ -309,37 +321,82 @@ def pretrained_weights(arch: str) -> str:
 
 
 def torchvision_model(name: str) -> Callable[..., nn.Module]:
-    """`torchvision.models.<name>`, imported on first build: listing the zoo does not load torchvision
-    (1.4 s on top of torch's 1.4 s here)."""
+    """torchvision's builder `name` (from its registry), imported on first build: listing the zoo does not
+    load torchvision (1.4 s on top of torch's 1.4 s here). Safe on the meta device."""
 
     def make(**kwargs: Any) -> nn.Module:
         from torchvision import models
 
-        return getattr(models, name)(**kwargs)
+        with _regnet_block_params_on_cpu() if name.startswith("regnet_") else contextlib.nullcontext():
+            return models.get_model_builder(name)(**kwargs)
 
     make.__name__ = name
     return make
 
 
-def replace_head(model: nn.Module, head: str, num_classes: int) -> None:
-    """Swap the Linear layer at dotted path `head` for a fresh `num_classes`-way one, if the size differs."""
-    parent_path, _, attr = head.rpartition(".")
-    parent = model.get_submodule(parent_path) if parent_path else model
-    old = getattr(parent, attr) if not attr.isdigit() else parent[int(attr)]
-    if old.out_features == num_classes:
-        return
-    new = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)
-    if attr.isdigit():
-        parent[int(attr)] = new
-    else:
-        setattr(parent, attr, new)
+@contextlib.contextmanager
+def _regnet_block_params_on_cpu() -> Iterator[None]:
+    # RegNet computes its block widths from tensors with .tolist(), which the meta device cannot answer:
+    # those few scalars are computed on the CPU, everything else stays on meta. Builds on meta hold the
+    # builder's init lock, so this patch is never seen half-restored by another build.
+    from torchvision.models import regnet
+
+    saved = regnet.BlockParams.__dict__["from_init_params"]
+    bound = regnet.BlockParams.from_init_params
+
+    def on_cpu(*args: Any, **kwargs: Any) -> Any:
+        with torch.device("cpu"):
+            return bound(*args, **kwargs)
+
+    regnet.BlockParams.from_init_params = on_cpu  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        regnet.BlockParams.from_init_params = saved  # type: ignore[method-assign]
+
+
+def replace_head(model: nn.Module, head: str | tuple[str, ...], num_classes: int) -> None:
+    """Swap the Linear (or SqueezeNet's 1x1 Conv2d) layer at dotted path `head` for a fresh `num_classes`-way
+    one, if the size differs. A tuple names several heads (Inception's and GoogLeNet's auxiliary ones); those
+    the model does not have (auxiliary heads dropped after loading) are skipped."""
+    for path in (head,) if isinstance(head, str) else head:
+        parent_path, _, attr = path.rpartition(".")
+        try:
+            parent = model.get_submodule(parent_path) if parent_path else model
+        except AttributeError:
+            continue  # an auxiliary head's parent dropped after loading
+        old = parent[int(attr)] if attr.isdigit() else getattr(parent, attr, None)
+        if old is None:
+            continue
+        new = _fresh_head(old, num_classes)
+        if new is None:
+            continue
+        if attr.isdigit():
+            parent[int(attr)] = new
+        else:
+            setattr(parent, attr, new)
+
+
+def _fresh_head(old: nn.Module, num_classes: int) -> nn.Module | None:
+    if isinstance(old, nn.Linear):
+        if old.out_features == num_classes:
+            return None
+        return nn.Linear(old.in_features, num_classes, bias=old.bias is not None)
+    if isinstance(old, nn.Conv2d):  # SqueezeNet classifies with a 1x1 convolution
+        if old.out_channels == num_classes:
+            return None
+        return nn.Conv2d(old.in_channels, num_classes, old.kernel_size, old.stride, bias=old.bias is not None)
+    raise TypeError(f"cannot replace a {type(old).__name__} head")
 
 
 def head_classes(head: str) -> Callable[[StateDict], dict[str, Any]]:
-    """An `infer_kwargs` for classifiers: `num_classes` from the head's weight."""
+    """An `infer_kwargs` for classifiers: `num_classes` from the head's weight (a Linear's, or SqueezeNet's
+    1x1 convolution's)."""
 
     def infer(state_dict: StateDict) -> dict[str, Any]:
-        shape = tensor_shape(state_dict, f"{head}.weight", 2)
+        t = state_dict.get(f"{head}.weight")
+        rank = 4 if t is not None and t.dim() == 4 else 2
+        shape = tensor_shape(state_dict, f"{head}.weight", rank)
         return {"num_classes": shape[0]} if shape is not None else {}
 
     return infer

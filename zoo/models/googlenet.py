@@ -47,7 +47,8 @@ def googlenet(
         weights: None (random init), "DEFAULT", a key or tag such as "imagenet1k_v1", or a local file.
         progress: show a download progress bar on a terminal.
         device: "cpu", "cuda", "cuda:1" or "auto" (CUDA when available); None keeps the model on the CPU, as torchvision does.
-        num_classes: with pretrained weights, replace `fc` by a fresh layer of this size.
+        num_classes: with pretrained weights, replace `fc` (and the auxiliary heads' `fc2`, when kept) by a
+            fresh layer of this size.
     """
     keep_aux = bool(kwargs.get("aux_logits", False))
     if weights is not None or pretrained:
@@ -65,7 +66,7 @@ def googlenet(
         device=device,
         kwargs=kwargs,
         num_classes=num_classes,
-        head="fc",
+        head=("fc", "aux1.fc2", "aux2.fc2"),  # the auxiliary heads too, when kept
         infer_kwargs=_infer,
         finish=None if keep_aux else _drop_aux,
     )

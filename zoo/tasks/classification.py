@@ -164,12 +164,22 @@ def preset_for(
     return preset if isinstance(preset, ImageClassification) else ImageClassification(crop_size=224)
 
 
-def head_of(model: torch.nn.Module) -> torch.nn.Linear:
-    """The classifier's last Linear layer (ResNet/GoogLeNet `fc`, AlexNet `classifier[6]`)."""
+def head_of(model: torch.nn.Module) -> torch.nn.Linear | torch.nn.Conv2d:
+    """The classifier's head: its last Linear layer (ResNet/GoogLeNet `fc`, AlexNet `classifier[6]`, ViT
+    `heads.head`, ...), or SqueezeNet's final 1x1 convolution where there is no Linear layer."""
     linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
-    if not linears:
-        raise InvalidArgumentError(f"{type(model).__name__} has no Linear head: not a classifier")
-    return linears[-1]
+    if linears:
+        return linears[-1]
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (1, 1)]
+    if convs:  # SqueezeNet (also once BatchNorm folding has traced it into a GraphModule)
+        return convs[-1]
+    raise InvalidArgumentError(f"{type(model).__name__} has no Linear head: not a classifier")
+
+
+def classes_of(model: torch.nn.Module) -> int:
+    """How many classes the classifier's head outputs."""
+    head = head_of(model)
+    return head.out_features if isinstance(head, torch.nn.Linear) else head.out_channels
 
 
 class Classifier:
@@ -197,7 +207,7 @@ class Classifier:
             model = fold_batchnorm(model).to(memory_format=torch.channels_last)
         self.model = model
         self.arch = arch
-        num_classes = head_of(self.model).out_features
+        num_classes = classes_of(self.model)
         self.transform = preset_for(resolved, num_classes, arch=arch, card=card)
         self.categories = categories_for(resolved, num_classes, arch=arch, card=card, categories=categories)
 

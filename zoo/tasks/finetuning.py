@@ -204,9 +204,11 @@ def finetune(
             f"{show_path(data_dir)}: no readable image in the class folder(s) {', '.join(empty)}; "
             "add images or remove the folder(s)"
         )
-    # GoogLeNet: the input transform its ImageNet weights expect, used from scratch too, because a saved
-    # checkpoint is reloaded with it; no auxiliary heads (their outputs would only be thrown away).
-    arch_kwargs = {"transform_input": True, "aux_logits": False} if arch == "googlenet" else {}
+    # GoogLeNet and Inception v3: the input transform their ImageNet weights expect, used from scratch too,
+    # because a saved checkpoint is reloaded with it; no auxiliary heads (in training mode they would turn
+    # the output into a tuple, and their outputs would only be thrown away).
+    inception = arch in ("googlenet", "inception_v3")
+    arch_kwargs = {"transform_input": True, "aux_logits": False} if inception else {}
     net = registry.get_model(arch, weights=resolved, num_classes=len(classes), device=target, **arch_kwargs)
     head = head_of(net)
     frozen: list[nn.Module] = []

@@ -293,4 +293,5 @@ load.cache_clear = _load.cache_clear  # type: ignore[attr-defined]
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    # None: a metric torchvision does not know (its NaN, e.g. VGG-16's features-only weights), written as null.
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
