@@ -140,6 +140,11 @@ OTHER_BAD = {
     "default is a number": lambda: {**copy.deepcopy(BASE), "defaults": {**BASE["defaults"], "mlp": 5}},
     "key has no tag": lambda: {**copy.deepcopy(BASE), "weights": {**BASE["weights"], "mlp": GOOD_ENTRY}},
     "shared categories are a list": lambda: {**copy.deepcopy(BASE), "categories": [["a"]]},
+    # Every ImageNet entry names this list; it is checked once per manifest, and still refused.
+    "a shared list holds a number": lambda: {
+        **copy.deepcopy(BASE),
+        "categories": {**BASE["categories"], "imagenet1k": [*BASE["categories"]["imagenet1k"][:-1], 7]},
+    },
 }
 
 

@@ -364,12 +364,13 @@ def _check_manifest(repo: Path, strict: bool) -> list[str]:
         return [str(e)]
     problems = []
     categories = raw.get("categories", {})
+    checked: set[str] = set()
     for key, entry in sorted(raw["weights"].items()):
         where = f"weights_manifest.json: {key}"
         try:
             # Every field checked (an entry that is not an object, a file_name with a folder or `..` in
             # it) before any is used: the file name below must not lead out of the repo.
-            weights = manifest.entry_to_weights(key, entry, categories)
+            weights = manifest.entry_to_weights(key, entry, categories, checked=checked)
         except ZooError as e:
             problems.append(f"weights_manifest.json: {e}")
             continue
