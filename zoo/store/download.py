@@ -39,7 +39,7 @@ from urllib.request import url2pathname
 from .._common import redact, same_origin, show_url, write_text_atomic
 from .._version import __version__
 from ..errors import DownloadError, IntegrityError, StorageError
-from . import integrity, locks, paths
+from . import integrity, locks, paths, small_files
 
 if TYPE_CHECKING:
     import requests
@@ -271,16 +271,10 @@ class _Partial:
         self.validator = self._read_meta() if self.resumed else {}
 
     def _read_meta(self) -> dict[str, str]:
-        try:
-            fd = os.open(self.meta_path, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
-        except OSError:
+        try:  # anything but zoo's own small JSON file (a link, a FIFO, junk) means no validator
+            data = json.loads(small_files.read_regular(self.meta_path, _META_MAX))
+        except (OSError, ValueError, small_files.NotRegularFile, small_files.FileTooLarge):
             return {}
-        try:
-            data = json.loads(os.read(fd, _META_MAX + 1)) if stat.S_ISREG(os.fstat(fd).st_mode) else None
-        except (OSError, ValueError):
-            data = None
-        finally:
-            os.close(fd)
         if not isinstance(data, dict):
             return {}
         return {k: v for k, v in data.items() if k in ("etag", "last_modified") and isinstance(v, str)}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from torchvision.transforms._presets import ImageClassification
 from .. import registry
 from ..devices import autocast, fold_batchnorm, for_inference, resolve_device, warn_if_emulated
 from ..errors import ImageError, InvalidArgumentError
+from ..store.small_files import FileTooLarge, NotRegularFile, read_regular
 from ..weights import cards, manifest, presets
 from ..weights.manifest import Weights
 from ..weights.selection import local_file, select_weights
@@ -77,22 +77,14 @@ CATEGORIES_MAX = 16 << 20
 def _read_text_file(path: Path, what: str, limit: int) -> str:
     """The UTF-8 text of the regular file `path` (links followed), of at most `limit` bytes."""
     shown = show_path(path)
-    try:
-        # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer before fstat could refuse it.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:  # a FIFO would block a plain read forever, /dev/zero never ends
+        data = read_regular(path, limit, follow_links=True)
+    except NotRegularFile:
+        raise InvalidArgumentError(f"{what} {shown} is not a regular file") from None
+    except FileTooLarge:
+        raise InvalidArgumentError(f"{what} {shown} is larger than {limit >> 20} MiB") from None
     except OSError as e:
         raise InvalidArgumentError(f"{what} {shown}: {e.strerror or e}") from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise InvalidArgumentError(f"{what} {shown} is not a regular file")
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(limit + 1)  # a file that grows while it is read is still cut at the limit
-    except OSError as e:
-        raise InvalidArgumentError(f"{what} {shown}: {e.strerror or e}") from None
-    finally:
-        os.close(fd)
-    if len(data) > limit:
-        raise InvalidArgumentError(f"{what} {shown} is larger than {limit >> 20} MiB")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
