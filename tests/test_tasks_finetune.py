@@ -74,7 +74,9 @@ def test_finetune_learns_and_writes_a_loadable_checkpoint(two_classes, tmp_path,
     assert [p[0][0] for p in predictions] == ["reds", "blues"]
 
 
-def test_freeze_backbone_trains_only_the_head(two_classes, tmp_path, test_manifest):
+def test_freeze_backbone_trains_only_the_head_and_keeps_its_batchnorm_statistics(
+    two_classes, tmp_path, test_manifest
+):
     torch.manual_seed(0)
     base = zoo.get_model("resnet18", weights=None, device="cpu").state_dict()
     test_manifest({"resnet18.base": (base, {})})
@@ -96,6 +98,7 @@ def test_freeze_backbone_trains_only_the_head(two_classes, tmp_path, test_manife
     ).state_dict()
     assert torch.equal(tuned["layer1.0.conv1.weight"], base["layer1.0.conv1.weight"])
     assert tuned["fc.weight"].shape == (2, 512)
+    assert torch.equal(tuned["bn1.running_mean"], base["bn1.running_mean"])
 
 
 def test_split_is_stratified_and_deterministic():
@@ -134,29 +137,6 @@ def test_googlenet_checkpoint_reloads_with_the_preprocessing_it_was_trained_with
     assert card["metrics"]["val_acc"] is None  # no validation split: null, not NaN
     reloaded = zoo.get_model("googlenet", weights=tmp_path / "g" / "model.safetensors", device="cpu").eval()
     assert reloaded.transform_input is True and reloaded.aux1 is None
-
-
-def test_frozen_backbone_keeps_its_batchnorm_statistics(two_classes, tmp_path, test_manifest):
-    torch.manual_seed(0)
-    base = zoo.get_model("resnet18", weights=None, device="cpu").state_dict()
-    test_manifest({"resnet18.base": (base, {})})
-    finetune(
-        two_classes,
-        tmp_path / "out",
-        model="resnet18",
-        weights="resnet18.base",
-        epochs=1,
-        batch_size=8,
-        image_size=32,
-        workers=0,
-        device="cpu",
-        freeze_backbone=True,
-        log=lambda line: None,
-    )
-    tuned = zoo.get_model(
-        "resnet18", weights=tmp_path / "out" / "model.safetensors", device="cpu"
-    ).state_dict()
-    assert torch.equal(tuned["bn1.running_mean"], base["bn1.running_mean"])
 
 
 def test_files_that_are_not_images_are_skipped_with_a_note(two_classes, tmp_path):
