@@ -1,0 +1,331 @@
+"""NeuralTalk2, the image captioner of "Deep Learning with PyTorch" ch. 2.3 (ImageCaptioning.pytorch's FC model).
+
+Key-compatible with the book's files: `.encoder` is a Caffe-style ResNet-101 with torchvision's key names
+(`resnet101.pth`), `.decoder` holds exactly the 9 tensors of `fc-model.pth`. Decoding follows the book's code,
+including which beam it returns (the first to finish, see `FCDecoder.decode`). Facts: shared/specs/neuraltalk2.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..errors import InvalidArgumentError
+from ..registry import register_model
+from ._builder import build
+
+RULES = ("first", "best")
+BOOK_VOCAB_SIZE = 9487  # words of fc-infos.pkl, UNK included
+# Added to UNK's log-prob at every beam step, as the book's beam search does (greedy decoding does not).
+UNK_PENALTY = 1000.0
+# The score a finished beam is given so that it is not extended any further (the book's value).
+FINISHED = -1000.0
+
+
+class _Bottleneck(nn.Module):
+    """ResNet v1 bottleneck as Caffe has it: the stride is on the first 1x1 convolution, not the 3x3."""
+
+    expansion = 4
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        out = planes * self.expansion
+        self.conv1 = nn.Conv2d(inplanes, planes, 1, stride=stride, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, out, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample: nn.Module | None = None
+        if stride != 1 or inplanes != out:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(inplanes, out, 1, stride=stride, bias=False), nn.BatchNorm2d(out)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        y = self.relu(self.bn1(self.conv1(x)))
+        y = self.relu(self.bn2(self.conv2(y)))
+        return self.relu(self.bn3(self.conv3(y)) + identity)
+
+
+class CaffeResNet(nn.Module):
+    """The Caffe-converted ResNet v1 the book's captioner encodes with (ResNet-101 by default).
+
+    Same module and key names and shapes as torchvision's ResNet (a torchvision state dict loads strictly),
+    but two structural differences that change the features by up to ~0.1 with the same weights: the stride 2
+    of layer2/3/4's first block is on `conv1` (1x1), and the stem max-pool has no padding and rounds up.
+    `avgpool`/`fc` exist for the keys only; `features` averages layer4 itself.
+    """
+
+    def __init__(
+        self, layers: Sequence[int] = (3, 4, 23, 3), width: int = 64, num_classes: int = 1000
+    ) -> None:
+        super().__init__()
+        if len(layers) != 4 or any(n < 1 for n in layers):
+            raise InvalidArgumentError(f"layers must be four block counts >= 1, not {tuple(layers)!r}")
+        self.conv1 = nn.Conv2d(3, width, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=0, ceil_mode=True)
+        inplanes = width
+        for i, blocks in enumerate(layers):
+            planes = width * 2**i
+            stride = 1 if i == 0 else 2
+            stage = [_Bottleneck(inplanes, planes, stride)]
+            inplanes = planes * _Bottleneck.expansion
+            stage += [_Bottleneck(inplanes, planes) for _ in range(blocks - 1)]
+            setattr(self, f"layer{i + 1}", nn.Sequential(*stage))
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(inplanes, num_classes)
+        self.feature_size = inplanes
+
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        """conv1 -> bn1 -> relu -> maxpool -> layer1..layer4: (N, 3, H, W) -> (N, feature_size, h, w)."""
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The captioner's fc features: layer4 averaged over both spatial dimensions, (N, feature_size)."""
+        # Width first, then height, as the book's code does: the float sums then match it exactly.
+        return self.feature_map(x).mean(3).mean(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """ImageNet logits, as a torchvision ResNet gives them (the captioner does not use them)."""
+        return self.fc(torch.flatten(self.avgpool(self.feature_map(x)), 1))
+
+
+class _LSTMCore(nn.Module):
+    """The book's LSTM cell: five chunks (i, f, o and two candidates joined by an elementwise max, no tanh)."""
+
+    def __init__(self, input_size: int, rnn_size: int, drop_prob: float) -> None:
+        super().__init__()
+        self.rnn_size = rnn_size
+        self.i2h = nn.Linear(input_size, 5 * rnn_size)
+        self.h2h = nn.Linear(rnn_size, 5 * rnn_size)
+        self.dropout = nn.Dropout(drop_prob)
+
+    def forward(
+        self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        h, c = state
+        r = self.rnn_size
+        s = self.i2h(x) + self.h2h(h)
+        gates = torch.sigmoid(s[:, : 3 * r])
+        i, f, o = gates[:, :r], gates[:, r : 2 * r], gates[:, 2 * r :]
+        g = torch.maximum(s[:, 3 * r : 4 * r], s[:, 4 * r :])
+        c = f * c + i * g
+        h = o * torch.tanh(c)
+        return self.dropout(h), (h, c)
+
+
+class FCDecoder(nn.Module):
+    """The FC caption decoder: exactly the 9 tensors of the book's `fc-model.pth`.
+
+    Token 0 is END and also the first (BOS) input; tokens 1..V are words, V (the last) being UNK.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        input_encoding_size: int = 512,
+        rnn_size: int = 512,
+        fc_feat_size: int = 2048,
+        seq_length: int = 16,
+        drop_prob_lm: float = 0.5,
+    ) -> None:
+        super().__init__()
+        if vocab_size < 1 or seq_length < 1:
+            raise InvalidArgumentError(
+                f"vocab_size and seq_length must be >= 1, not {vocab_size}, {seq_length}"
+            )
+        self.vocab_size = vocab_size
+        self.seq_length = seq_length
+        self.rnn_size = rnn_size
+        self.img_embed = nn.Linear(fc_feat_size, input_encoding_size)
+        self.core = _LSTMCore(input_encoding_size, rnn_size, drop_prob_lm)
+        self.embed = nn.Embedding(vocab_size + 1, input_encoding_size)
+        self.logit = nn.Linear(rnn_size, vocab_size + 1)
+
+    def step(
+        self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """One LSTM step on embedded inputs (B, E): log-probs (B, V + 1) of the next token, and the new state."""
+        out, state = self.core(x, state)
+        return F.log_softmax(self.logit(out), dim=1), state
+
+    def start(self, fc_feats: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Feed the image (output discarded), then BOS: the log-probs of the first word, and the state."""
+        zeros = fc_feats.new_zeros(fc_feats.size(0), self.rnn_size)
+        _, state = self.step(self.img_embed(fc_feats), (zeros, zeros))
+        bos = torch.zeros(fc_feats.size(0), dtype=torch.long, device=fc_feats.device)
+        return self.step(self.embed(bos), state)
+
+    def forward(self, fc_feats: torch.Tensor, seq: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing, for training: log-probs (N, T + 1, V + 1); position t predicts `seq[:, t]`
+        (N, T; 0-padded), position T the END after a full-length caption."""
+        logprobs, state = self.start(fc_feats)
+        out = [logprobs]
+        for t in range(seq.size(1)):
+            logprobs, state = self.step(self.embed(seq[:, t]), state)
+            out.append(logprobs)
+        return torch.stack(out, 1)
+
+    @torch.no_grad()
+    def decode(self, fc_feats: torch.Tensor, beam_size: int = 2, rule: str = "first") -> list[list[int]]:
+        """Token ids per image, without END: greedy for `beam_size=1`, else a beam search per image.
+
+        `rule="first"` returns what the book's code returns under torch >= 0.4: the hypothesis that finished
+        first (the best-scoring among those finishing at that step); `rule="best"` the best-scoring one.
+        """
+        if (
+            isinstance(beam_size, bool)
+            or not isinstance(beam_size, int)
+            or not 1 <= beam_size <= self.vocab_size + 1
+        ):
+            raise InvalidArgumentError(
+                f"beam_size must be a whole number from 1 to {self.vocab_size + 1}, not {beam_size!r}"
+            )
+        if rule not in RULES:
+            raise InvalidArgumentError(f"rule must be one of {', '.join(RULES)}, not {rule!r}")
+        if beam_size == 1:
+            return self._greedy(fc_feats)
+        return [self._beam(fc_feats[i : i + 1], beam_size, rule) for i in range(fc_feats.size(0))]
+
+    def _greedy(self, fc_feats: torch.Tensor) -> list[list[int]]:
+        logprobs, state = self.start(fc_feats)
+        live = torch.ones(fc_feats.size(0), dtype=torch.bool, device=fc_feats.device)
+        tokens = []
+        for t in range(self.seq_length):
+            # argmax keeps the first index on ties; finished rows emit 0 (END), as the book's loop does.
+            it = logprobs.argmax(1) * live
+            live &= it > 0
+            tokens.append(it)
+            if not live.any() or t == self.seq_length - 1:
+                break
+            logprobs, state = self.step(self.embed(it), state)
+        return [_until_end(row) for row in torch.stack(tokens, 1).tolist()]
+
+    def _beam(self, fc_feat: torch.Tensor, k: int, rule: str) -> list[int]:
+        logprobs, (h, c) = self.start(fc_feat.expand(k, -1))
+        seqs = torch.zeros(k, self.seq_length, dtype=torch.long)
+        sums = torch.zeros(k)  # float32, as the book's running sums
+        done: list[tuple[int, float, list[int]]] = []  # (step, score, tokens) in the order they finish
+        for t in range(self.seq_length):
+            lp = logprobs.float().cpu()
+            lp[:, -1] -= UNK_PENALTY
+            ys, ix = lp.sort(dim=1, descending=True, stable=True)
+            rows = 1 if t == 0 else k  # at the first step every beam is the same: only beam 0 is expanded
+            scores = sums[:rows, None] + ys[:rows, :k]  # float32 sums, as the book ranks them
+            # Candidates in the book's order, word rank first, then beam; a stable sort keeps it on ties.
+            flat = scores.t().reshape(-1).tolist()
+            chosen = sorted(range(len(flat)), key=lambda n: -flat[n])[:k]
+            parents = torch.tensor([n % rows for n in chosen])
+            words = torch.tensor([ix[n % rows, n // rows].item() for n in chosen])
+            seqs = seqs[parents]
+            seqs[:, t] = words
+            sums = scores.t().reshape(-1)[torch.tensor(chosen)].clone()
+            h, c = h[parents.to(h.device)], c[parents.to(c.device)]
+            for v in range(k):
+                if words[v] == 0 or t == self.seq_length - 1:
+                    done.append((t, sums[v].item(), seqs[v].tolist()))
+                    sums[v] = FINISHED
+            if t == self.seq_length - 1:
+                break
+            logprobs, (h, c) = self.step(self.embed(words.to(fc_feat.device)), (h, c))
+        if rule == "first":
+            done = [d for d in done if d[0] == done[0][0]]
+        # max keeps the first of equal scores: the order they finished in, then beam order.
+        return _until_end(max(done, key=lambda d: d[1])[2])
+
+
+def _until_end(tokens: list[int]) -> list[int]:
+    return tokens[: tokens.index(0)] if 0 in tokens else tokens
+
+
+class NeuralTalk2(nn.Module):
+    """The book's captioner: `.encoder` (Caffe-style ResNet) + `.decoder` (FC LSTM) + `.vocab` (words 1..V)."""
+
+    def __init__(
+        self,
+        vocab: Sequence[str],
+        input_encoding_size: int = 512,
+        rnn_size: int = 512,
+        seq_length: int = 16,
+        drop_prob_lm: float = 0.5,
+        layers: Sequence[int] = (3, 4, 23, 3),
+        width: int = 64,
+    ) -> None:
+        super().__init__()
+        if isinstance(vocab, str) or not vocab or not all(isinstance(w, str) for w in vocab):
+            raise InvalidArgumentError("vocab must be a non-empty list of words (token 1 first, UNK last)")
+        self.vocab = list(vocab)
+        self.encoder = CaffeResNet(layers, width)
+        self.decoder = FCDecoder(
+            len(self.vocab),
+            input_encoding_size,
+            rnn_size,
+            self.encoder.feature_size,
+            seq_length,
+            drop_prob_lm,
+        )
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised images (N, 3, H, W), any size, -> fc features (N, 2048 for ResNet-101)."""
+        return self.encoder.features(x)
+
+    def decode(self, fc_feats: torch.Tensor, beam_size: int = 2, rule: str = "first") -> list[list[int]]:
+        """Token ids per image, without END (see `FCDecoder.decode`)."""
+        return self.decoder.decode(fc_feats, beam_size, rule)
+
+    def sentence(self, tokens: Sequence[int]) -> str:
+        """Words of `tokens` up to the first END, joined by spaces, as the book prints them."""
+        return " ".join(self.vocab[t - 1] for t in _until_end(list(tokens)))
+
+    def forward(self, x: torch.Tensor, beam_size: int = 2, rule: str = "first") -> list[list[int]]:
+        """Normalised images -> token ids per image (features, then decode)."""
+        return self.decode(self.features(x), beam_size, rule)
+
+
+@register_model()
+def neuraltalk2(
+    pretrained: bool = False,
+    *,
+    weights: Any = None,
+    vocab: Sequence[str] | None = None,
+    progress: bool = True,
+    device: Any = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """The book's image captioner (ch. 2.3): Caffe-style ResNet-101 encoder + FC LSTM decoder, in eval mode.
+
+    Args:
+        pretrained: load the default weights.
+        weights: None (random init).
+        vocab: the words of tokens 1..V (the last is UNK); its length sets the decoder's size. Without it,
+            the book's 9487 tokens as placeholders ("word1", ..., "UNK").
+        progress: show a download progress bar on a terminal.
+        device: "cpu", "cuda", "cuda:1" or "auto"; None keeps the model on the CPU.
+        **kwargs: input_encoding_size (512), rnn_size (512), seq_length (16), drop_prob_lm (0.5),
+            layers ((3, 4, 23, 3)), width (64).
+    """
+    if vocab is None:
+        # The book's size with placeholder words: `neuraltalk2()` builds the book's architecture, as
+        # torchvision's `resnet101()` does, for inspection or a hub check; real words come with the weights.
+        vocab = [f"word{i}" for i in range(1, BOOK_VOCAB_SIZE)] + ["UNK"]
+    model = build(
+        "neuraltalk2",
+        NeuralTalk2,
+        weights=weights,
+        pretrained=pretrained,
+        progress=progress,
+        device=device,
+        kwargs={"vocab": vocab, **kwargs},
+    )
+    # A captioner is used for inference: BatchNorm's running stats and no dropout, as the book's eval.py sets.
+    return model.eval()
