@@ -7,15 +7,21 @@ including which beam it returns (the first to finish, see `FCDecoder.decode`). F
 
 from __future__ import annotations
 
+import io
+import os
+import pickle
+import struct
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, UnsafeCheckpointError, ZooError
 from ..registry import register_model
+from ..store.small_files import read_small
 from ._builder import build
 
 RULES = ("first", "best")
@@ -290,6 +296,174 @@ class NeuralTalk2(nn.Module):
     def forward(self, x: torch.Tensor, beam_size: int = 2, rule: str = "first") -> list[list[int]]:
         """Normalised images -> token ids per image (features, then decode)."""
         return self.decode(self.features(x), beam_size, rule)
+
+
+# ---- fc-infos.pkl: a Python 2 protocol-0 pickle, read with inert stand-ins for its five globals -------------
+
+INFOS_LIMIT = 64 << 20  # bytes; the book's file is 1.27 MB
+
+
+class _Refused(pickle.UnpicklingError):
+    """A global, or a use of an allowed one, that fc-infos.pkl never has: the file is not read further."""
+
+
+class _Name:
+    """What a pickled class name (argparse.Namespace, object) stands for: a marker that is never called."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, *args: object, **kwargs: object) -> None:
+        raise _Refused(f"it calls {self.name}")
+
+
+_NAMESPACE, _OBJECT = _Name("argparse.Namespace"), _Name("object")
+
+
+class _Options:
+    """Stand-in for the pickled argparse.Namespace: it only takes a dict of named values."""
+
+    def __init__(self) -> None:
+        self.fields: dict[str, object] | None = None
+
+    def __setstate__(self, state: object) -> None:
+        if (
+            self.fields is not None
+            or not isinstance(state, dict)
+            or not all(isinstance(k, str) for k in state)
+        ):
+            raise _Refused("its options are not a dict of named values")
+        self.fields = dict(state)
+
+
+def _reconstructor(cls: object, base: object, state: object) -> _Options:
+    # copy_reg._reconstructor(argparse.Namespace, object, None) is the one call the file makes with it.
+    if cls is not _NAMESPACE or base is not _OBJECT or state is not None:
+        raise _Refused("it calls copy_reg._reconstructor with something other than argparse.Namespace")
+    return _Options()
+
+
+class _Float64:
+    """Stand-in for numpy.dtype('f8', 0, 1), little-endian (BUILD state (3, '<', None, ...)): nothing else."""
+
+    STATE = (3, "<", None, None, None, -1, -1, 0)
+
+    def __init__(self, spec: object, align: object, copy: object) -> None:
+        if spec != "f8" or align not in (0, False) or copy not in (1, True):
+            raise _Refused(f"it asks for numpy.dtype({spec!r}, {align!r}, {copy!r}), not float64")
+        self.built = False
+
+    def __setstate__(self, state: object) -> None:
+        if self.built or state != self.STATE:
+            raise _Refused(f"its numpy.dtype state is {state!r}, not little-endian float64")
+        self.built = True
+
+
+def _scalar(dtype: object, data: object) -> float:
+    # numpy.core.multiarray.scalar(dtype, raw bytes): best_val_score as a float64. Python 2's str arrives
+    # decoded as latin-1 (encoding="latin1"), so it is turned back into the bytes it was.
+    if not isinstance(dtype, _Float64) or not dtype.built:
+        raise _Refused("it calls numpy.core.multiarray.scalar without a float64 dtype")
+    raw = data.encode("latin-1") if isinstance(data, str) else data
+    if not isinstance(raw, bytes) or len(raw) != 8:
+        raise _Refused("its numpy scalar is not 8 bytes")
+    return struct.unpack("<d", raw)[0]
+
+
+# The five globals fc-infos.pkl references, under their Python 3 names, and the stand-ins they become.
+_INFOS_GLOBALS: dict[tuple[str, str], object] = {
+    ("copyreg", "_reconstructor"): _reconstructor,
+    ("argparse", "Namespace"): _NAMESPACE,
+    ("builtins", "object"): _OBJECT,
+    ("numpy.core.multiarray", "scalar"): _scalar,
+    ("numpy", "dtype"): _Float64,
+}
+_PY2_MODULES = {"copy_reg": "copyreg", "__builtin__": "builtins"}
+
+
+class _InfosUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> object:
+        # An overridden find_class gets the names as written: Python 2's module names are mapped here.
+        found = _INFOS_GLOBALS.get((_PY2_MODULES.get(module, module), name))
+        if found is None:
+            raise _Refused(f"it references {module}.{name}")
+        return found
+
+    def persistent_load(self, pid: object) -> object:
+        raise _Refused("it holds a persistent id")
+
+
+def read_infos(path: str | os.PathLike) -> dict[str, Any]:
+    """Read the book's `fc-infos.pkl` without running anything from it.
+
+    Only the five globals the file uses are known, each as an inert stand-in that checks its arguments; any
+    other global is an UnsafeCheckpointError. Returns the file's dict with `opt` as a plain dict (the
+    argparse.Namespace's fields), `vocab` ({"1": word, ...}), `best_val_score` as a float, and the rest as is.
+    """
+    path = Path(path)
+    try:
+        # Resolved first: a user's file may be reached by a link; read_small refuses FIFOs and huge files.
+        data = read_small(path.resolve(), limit=INFOS_LIMIT, what="an infos file", error=ZooError)
+    except OSError as e:
+        raise ZooError(f"cannot read infos file {path}: {e.strerror or e}") from None
+    if data is None:
+        raise ZooError(f"infos file not found: {path}")
+    try:
+        obj = _InfosUnpickler(io.BytesIO(data), encoding="latin1").load()
+        infos = _plain(obj, 0)
+    except _Refused as e:
+        raise UnsafeCheckpointError(
+            f"refusing to read {path}: {e}, which fc-infos.pkl never does, and loading it could run code"
+        ) from None
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        KeyError,
+    ) as e:
+        raise ZooError(f"{path} is not a readable infos pickle: {e}") from None
+    except (RecursionError, MemoryError, OverflowError):
+        raise ZooError(f"{path} is not a readable infos pickle: nested or sized beyond reason") from None
+    if not isinstance(infos, dict) or not isinstance(infos.get("opt"), dict):
+        raise ZooError(f"{path} is not an infos file: no `opt` options in it")
+    vocab = infos.get("vocab")
+    if not isinstance(vocab, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in vocab.items()
+    ):
+        raise ZooError(f"{path} is not an infos file: its `vocab` is not a dict of words")
+    return infos
+
+
+_PLAIN = (str, bytes, int, float, bool, type(None))
+_MAX_DEPTH = 100
+
+
+def _plain(obj: object, depth: int) -> Any:
+    """The unpickled value with every options stand-in turned into a dict; other stand-ins are refused."""
+    if depth > _MAX_DEPTH:
+        raise RecursionError
+    if isinstance(obj, _PLAIN):
+        return obj
+    if isinstance(obj, _Options):
+        if obj.fields is None:
+            raise _Refused("it makes an argparse.Namespace without options")
+        return _plain(obj.fields, depth + 1)
+    if isinstance(obj, dict):
+        return {_plain(k, depth + 1): _plain(v, depth + 1) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_plain(v, depth + 1) for v in obj)
+    raise _Refused(f"it leaves a {type(obj).__name__} where fc-infos.pkl has plain values")
+
+
+def infos_vocab(infos: dict[str, Any]) -> list[str]:
+    """The words of tokens 1..V from `read_infos`'s vocab ({"1": word, ...}), which must number them 1..V."""
+    vocab = infos["vocab"]
+    if set(vocab) != {str(i) for i in range(1, len(vocab) + 1)}:
+        raise ZooError("the infos file's vocab does not number its words 1..V")
+    return [vocab[str(i)] for i in range(1, len(vocab) + 1)]
 
 
 @register_model()
