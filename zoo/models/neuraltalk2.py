@@ -19,10 +19,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import InvalidArgumentError, UnsafeCheckpointError, ZooError
+from ..errors import InvalidArgumentError, UnsafeCheckpointError, WeightsMismatchError, ZooError
 from ..registry import register_model
 from ..store.small_files import read_small
-from ._builder import build
+from ..weights.files import load_state_dict
+from ._builder import build, tensor_shape
 
 RULES = ("first", "best")
 BOOK_VOCAB_SIZE = 9487  # words of fc-infos.pkl, UNK included
@@ -466,40 +467,148 @@ def infos_vocab(infos: dict[str, Any]) -> list[str]:
     return [vocab[str(i)] for i in range(1, len(vocab) + 1)]
 
 
+def _file(value: Any, what: str) -> Path:
+    if not isinstance(value, (str, os.PathLike)):
+        raise InvalidArgumentError(f"{what} must be a path to a local file, not {type(value).__name__}")
+    path = Path(value)
+    if not path.is_file():
+        raise ZooError(f"{what} file not found: {path}")
+    return path
+
+
+def _prefixed(prefix: str, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    # Files saved from nn.DataParallel prefix every key with "module."; each of the two files may be.
+    if state_dict and all(k.startswith("module.") for k in state_dict):
+        state_dict = {k[len("module.") :]: v for k, v in state_dict.items()}
+    return {prefix + k: v for k, v in state_dict.items()}
+
+
+def _loader(encoder: Path) -> Any:
+    """Reads the decoder (the selected weights) and the encoder file into one state dict of the model's keys."""
+
+    def load(selected: Any, progress: bool) -> dict[str, torch.Tensor]:
+        decoder = load_state_dict(selected, progress=progress)
+        return {**_prefixed("decoder.", decoder), **_prefixed("encoder.", load_state_dict(encoder))}
+
+    return load
+
+
+def _infer(state_dict: dict[str, torch.Tensor]) -> dict[str, Any]:
+    # Sizes from the files: E and V from the word embedding, R from h2h, the encoder's width and depth from
+    # its stem and block names. Checked against each other so a wrong pair of files is named here.
+    embed = tensor_shape(state_dict, "decoder.embed.weight", 2)
+    h2h = tensor_shape(state_dict, "decoder.core.h2h.weight", 2)
+    img = tensor_shape(state_dict, "decoder.img_embed.weight", 2)
+    stem = tensor_shape(state_dict, "encoder.conv1.weight", 4)
+    if embed is None or h2h is None or img is None or stem is None:
+        return {}
+    layers = []
+    for i in range(1, 5):
+        n = 0
+        while f"encoder.layer{i}.{n}.conv1.weight" in state_dict:
+            n += 1
+        layers.append(max(n, 1))
+    width = stem[0]
+    if img[1] != width * 32:
+        raise WeightsMismatchError(
+            f"the decoder takes {img[1]} features (img_embed.weight), the encoder gives {width * 32}"
+        )
+    return {
+        "input_encoding_size": embed[1],
+        "rnn_size": h2h[1],
+        "layers": tuple(layers),
+        "width": width,
+        "vocab_size": embed[0] - 1,
+    }
+
+
+def _options(infos: dict[str, Any]) -> dict[str, Any]:
+    """The model's kwargs from fc-infos.pkl's opt (the FC model only); beam_size and start_from are not used."""
+    opt = infos["opt"]
+    model, rnn, layers = opt.get("caption_model", "fc"), opt.get("rnn_type", "lstm"), opt.get("num_layers", 1)
+    if (model, rnn, layers) != ("fc", "lstm", 1):
+        raise ZooError(
+            f"the infos file is for a {model!r} model ({rnn}, {layers} layers); only the FC model is known"
+        )
+    out: dict[str, Any] = {}
+    for key in ("input_encoding_size", "rnn_size", "seq_length", "drop_prob_lm"):
+        if key in opt:
+            out[key] = opt[key]
+    return out
+
+
 @register_model()
 def neuraltalk2(
     pretrained: bool = False,
     *,
     weights: Any = None,
     vocab: Sequence[str] | None = None,
+    infos: str | os.PathLike | None = None,
+    encoder: str | os.PathLike | None = None,
     progress: bool = True,
     device: Any = None,
     **kwargs: Any,
 ) -> nn.Module:
     """The book's image captioner (ch. 2.3): Caffe-style ResNet-101 encoder + FC LSTM decoder, in eval mode.
 
+    The book's files: `neuraltalk2(weights="fc-model.pth", infos="fc-infos.pkl", encoder="resnet101.pth")`.
+
     Args:
         pretrained: load the default weights.
-        weights: None (random init).
-        vocab: the words of tokens 1..V (the last is UNK); its length sets the decoder's size. Without it,
-            the book's 9487 tokens as placeholders ("word1", ..., "UNK").
+        weights: None (random init), or the decoder's file (fc-model.pth).
+        vocab: the words of tokens 1..V (the last is UNK); its length sets the decoder's size. Without it and
+            without infos, the book's 9487 tokens as placeholders ("word1", ..., "UNK").
+        infos: the book's fc-infos.pkl (vocabulary and options), read safely.
+        encoder: the encoder's file (resnet101.pth, the two chunks joined), needed with a weights file.
         progress: show a download progress bar on a terminal.
         device: "cpu", "cuda", "cuda:1" or "auto"; None keeps the model on the CPU.
         **kwargs: input_encoding_size (512), rnn_size (512), seq_length (16), drop_prob_lm (0.5),
             layers ((3, 4, 23, 3)), width (64).
     """
+    options: dict[str, Any] = {}
+    if infos is not None:
+        read = read_infos(_file(infos, "infos"))
+        options = _options(read)
+        vocab = infos_vocab(read) if vocab is None else vocab
+        size = read["opt"].get("vocab_size", len(vocab))
+        if size != len(vocab):
+            raise ZooError(
+                f"the infos file's opt.vocab_size is {size!r} but its vocab has {len(vocab)} words"
+            )
     if vocab is None:
+        if weights is not None or pretrained:
+            raise InvalidArgumentError(
+                "neuraltalk2 weights need their vocabulary: infos='fc-infos.pkl' or vocab=[...]"
+            )
         # The book's size with placeholder words: `neuraltalk2()` builds the book's architecture, as
         # torchvision's `resnet101()` does, for inspection or a hub check; real words come with the weights.
         vocab = [f"word{i}" for i in range(1, BOOK_VOCAB_SIZE)] + ["UNK"]
+    load = None
+    if weights is not None or pretrained:
+        if encoder is None:
+            raise InvalidArgumentError(
+                "neuraltalk2 weights need the encoder's file too: encoder='resnet101.pth'"
+            )
+        load = _loader(_file(encoder, "encoder"))
+    words = list(vocab) if not isinstance(vocab, str) else vocab
+
+    def make(vocab_size: int | None = None, **sizes: Any) -> NeuralTalk2:
+        if vocab_size is not None and vocab_size != len(words):
+            raise WeightsMismatchError(
+                f"the weights are for {vocab_size} words, the vocabulary has {len(words)}"
+            )
+        return NeuralTalk2(words, **sizes)
+
     model = build(
         "neuraltalk2",
-        NeuralTalk2,
+        make,
         weights=weights,
         pretrained=pretrained,
         progress=progress,
         device=device,
-        kwargs={"vocab": vocab, **kwargs},
+        kwargs={**options, **kwargs},
+        infer_kwargs=_infer,
+        load=load,
     )
     # A captioner is used for inference: BatchNorm's running stats and no dropout, as the book's eval.py sets.
     return model.eval()
