@@ -107,6 +107,43 @@ class CaffeResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(self.feature_map(x)), 1))
 
 
+class SceneEncoder(nn.Module):
+    """A small encoder for the synthetic 64x64 scenes of `neuraltalk2.shapes` (the zoo's own captioner).
+
+    Four conv stages (3x3 conv, BatchNorm, ReLU, 2x2 max-pool) bring a 64x64 image to a 4x4 map, which is
+    flattened and projected to `feature_size` features. Unlike the ResNet's global average, the flattening
+    keeps where things are, which captions such as "a red circle left of a blue square" need.
+    """
+
+    def __init__(self, width: int = 16, feature_size: int = 256, grid: int = 4) -> None:
+        super().__init__()
+        if width < 1 or feature_size < 1 or grid < 1:
+            raise InvalidArgumentError(
+                f"width, feature_size and grid must be >= 1, not {width}, {feature_size}, {grid}"
+            )
+        stages: list[nn.Module] = []
+        channels = [3, width, width * 2, width * 4, width * 4]
+        for cin, cout in zip(channels, channels[1:], strict=False):
+            stages += [
+                nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            ]
+        self.body = nn.Sequential(*stages)
+        # Other sizes than 64x64 still give a grid x grid map (a 64x64 scene is already 4x4: a no-op).
+        self.pool = nn.AdaptiveAvgPool2d(grid)
+        self.proj = nn.Linear(channels[-1] * grid * grid, feature_size)
+        self.feature_size = feature_size
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised images (N, 3, H, W) -> (N, feature_size) features (ReLU'd, as the ResNet's are >= 0)."""
+        return F.relu(self.proj(torch.flatten(self.pool(self.body(x)), 1)))
+
+
+BACKBONES = ("caffe_resnet", "scenes")
+
+
 class _LSTMCore(nn.Module):
     """The book's LSTM cell: five chunks (i, f, o and two candidates joined by an elementwise max, no tanh)."""
 
@@ -256,7 +293,11 @@ def _until_end(tokens: list[int]) -> list[int]:
 
 
 class NeuralTalk2(nn.Module):
-    """The book's captioner: `.encoder` (Caffe-style ResNet) + `.decoder` (FC LSTM) + `.vocab` (words 1..V)."""
+    """The book's captioner: `.encoder` (Caffe-style ResNet) + `.decoder` (FC LSTM) + `.vocab` (words 1..V).
+
+    `backbone="scenes"` swaps the encoder for the small `SceneEncoder` (width, feature_size) of the zoo's own
+    `neuraltalk2.shapes`; the decoder and its decoding are the same.
+    """
 
     def __init__(
         self,
@@ -267,12 +308,18 @@ class NeuralTalk2(nn.Module):
         drop_prob_lm: float = 0.5,
         layers: Sequence[int] = (3, 4, 23, 3),
         width: int = 64,
+        backbone: str = "caffe_resnet",
+        feature_size: int = 256,
     ) -> None:
         super().__init__()
+        if backbone not in BACKBONES:
+            raise InvalidArgumentError(f"backbone must be one of {', '.join(BACKBONES)}, not {backbone!r}")
         if isinstance(vocab, str) or not vocab or not all(isinstance(w, str) for w in vocab):
             raise InvalidArgumentError("vocab must be a non-empty list of words (token 1 first, UNK last)")
         self.vocab = list(vocab)
-        self.encoder = CaffeResNet(layers, width)
+        self.encoder: CaffeResNet | SceneEncoder = (
+            CaffeResNet(layers, width) if backbone == "caffe_resnet" else SceneEncoder(width, feature_size)
+        )
         self.decoder = FCDecoder(
             len(self.vocab),
             input_encoding_size,
@@ -563,7 +610,8 @@ def neuraltalk2(
         progress: show a download progress bar on a terminal.
         device: "cpu", "cuda", "cuda:1" or "auto"; None keeps the model on the CPU.
         **kwargs: input_encoding_size (512), rnn_size (512), seq_length (16), drop_prob_lm (0.5),
-            layers ((3, 4, 23, 3)), width (64).
+            layers ((3, 4, 23, 3)), width (64); backbone ("caffe_resnet", or "scenes" for the small
+            encoder of `neuraltalk2.shapes`, with width and feature_size).
     """
     options: dict[str, Any] = {}
     if infos is not None:
