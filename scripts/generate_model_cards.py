@@ -33,8 +33,9 @@ INTRO = """# Model cards
 
 Generated from `weights_manifest.json` by `scripts/generate_model_cards.py`; a test keeps this file in sync.
 Every file is verified against its sha256 before use (see the README's "Weights"): "full" where the whole
-digest is known, "prefix" where only the 8 hex digits of torchvision's file name are. `*` marks an
-architecture's default weights.
+digest is known, "prefix" where only the 8 hex digits of torchvision's file name are, "unknown" where no
+hash is published (the book's captioner: used with a warning until `zoo cache verify --pin` records the
+hash of your copy). `*` marks an architecture's default weights.
 
 Choose by looking: ImageNet-1K acc@1 of every weight file against its compute and its size (log scales),
 families coloured, the dashed line joining the weights nothing else beats (more accurate and cheaper).
@@ -95,6 +96,11 @@ def _metrics(w: Weights) -> str:
     return "; ".join(parts) or "-"
 
 
+def _other_file(role: str, w: Weights) -> str:
+    joined = f" (joined from {' + '.join(f'`{p.file_name}`' for p in w.parts)})" if w.parts else ""
+    return f"{role} `{w.file_name}`{joined}"
+
+
 def _cell(value: object) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
@@ -131,7 +137,7 @@ def render() -> str:
                         _metrics(w),
                         f"`{w.file_name}`",
                         _size(w),
-                        "prefix" if w.sha256_is_prefix else "full",
+                        ("prefix" if w.sha256 else "unknown") if w.sha256_is_prefix else "full",
                         _link(w.meta.get("license", "?")),
                         _link(w.meta.get("recipe", "-")),
                         w.meta.get("source", "?"),
@@ -154,6 +160,8 @@ def render() -> str:
                 facts = [docs, f"data: {w.meta['dataset']}" if w.meta.get("dataset") else None]
                 if w.meta.get("training_command"):
                     facts.append(f"trained with `{w.meta['training_command']}`")
+                if w.files:
+                    facts.append("with " + ", ".join(_other_file(role, f) for role, f in w.files.items()))
                 lines.append(f"- `{w.key}`: " + "; ".join(_cell(f) for f in facts if f) + ".")
         lines.append("")
     lines.append(EXAMPLES)

@@ -22,8 +22,10 @@ import torch.nn.functional as F
 from ..errors import InvalidArgumentError, UnsafeCheckpointError, WeightsMismatchError, ZooError
 from ..registry import register_model
 from ..store.small_files import read_small
-from ..weights.files import load_state_dict
-from ._builder import build, tensor_shape
+from ..weights.files import load_state_dict, verified_file
+from ..weights.manifest import Weights
+from ..weights.selection import select_weights
+from ._builder import build, pretrained_weights, tensor_shape
 
 RULES = ("first", "best")
 BOOK_VOCAB_SIZE = 9487  # words of fc-infos.pkl, UNK included
@@ -530,43 +532,55 @@ def _prefixed(prefix: str, state_dict: dict[str, torch.Tensor]) -> dict[str, tor
     return {prefix + k: v for k, v in state_dict.items()}
 
 
-def _loader(encoder: Path) -> Any:
-    """Reads the decoder (the selected weights) and the encoder file into one state dict of the model's keys."""
+def _loader(encoder: Path | None) -> Any:
+    """Reads the selected weights, and the encoder's file if there is one, into one state dict of the model's
+    keys: the book's fc-model.pth holds the decoder only, a file the zoo saved holds both."""
 
     def load(selected: Any, progress: bool) -> dict[str, torch.Tensor]:
-        decoder = load_state_dict(selected, progress=progress)
-        return {**_prefixed("decoder.", decoder), **_prefixed("encoder.", load_state_dict(encoder))}
+        weights = load_state_dict(selected, progress=progress)
+        if encoder is None:
+            if not any(k.startswith(("encoder.", "module.encoder.")) for k in weights):
+                raise InvalidArgumentError(
+                    "these neuraltalk2 weights hold the decoder only (fc-model.pth): give the encoder's file "
+                    "too, encoder='resnet101.pth'"
+                )
+            return weights
+        return {**_prefixed("decoder.", weights), **_prefixed("encoder.", load_state_dict(encoder))}
 
     return load
 
 
 def _infer(state_dict: dict[str, torch.Tensor]) -> dict[str, Any]:
-    # Sizes from the files: E and V from the word embedding, R from h2h, the encoder's width and depth from
-    # its stem and block names. Checked against each other so a wrong pair of files is named here.
+    # Sizes from the files: E and V from the word embedding, R from h2h, the encoder's kind, width and depth
+    # from its first layers. Checked against each other so a wrong pair of files is named here.
     embed = tensor_shape(state_dict, "decoder.embed.weight", 2)
     h2h = tensor_shape(state_dict, "decoder.core.h2h.weight", 2)
     img = tensor_shape(state_dict, "decoder.img_embed.weight", 2)
-    stem = tensor_shape(state_dict, "encoder.conv1.weight", 4)
-    if embed is None or h2h is None or img is None or stem is None:
+    if embed is None or h2h is None or img is None:
         return {}
-    layers = []
-    for i in range(1, 5):
-        n = 0
-        while f"encoder.layer{i}.{n}.conv1.weight" in state_dict:
-            n += 1
-        layers.append(max(n, 1))
-    width = stem[0]
-    if img[1] != width * 32:
+    sizes = {"input_encoding_size": embed[1], "rnn_size": h2h[1], "vocab_size": embed[0] - 1}
+    proj = tensor_shape(state_dict, "encoder.proj.weight", 2)
+    first = tensor_shape(state_dict, "encoder.body.0.weight", 4)
+    if proj is not None and first is not None:  # the small SceneEncoder of neuraltalk2.shapes
+        encoder = {"backbone": "scenes", "width": first[0], "feature_size": proj[0]}
+        gives = proj[0]
+    else:
+        stem = tensor_shape(state_dict, "encoder.conv1.weight", 4)
+        if stem is None:
+            return {}
+        layers = []
+        for i in range(1, 5):
+            n = 0
+            while f"encoder.layer{i}.{n}.conv1.weight" in state_dict:
+                n += 1
+            layers.append(max(n, 1))
+        encoder = {"layers": tuple(layers), "width": stem[0]}
+        gives = stem[0] * 32
+    if img[1] != gives:
         raise WeightsMismatchError(
-            f"the decoder takes {img[1]} features (img_embed.weight), the encoder gives {width * 32}"
+            f"the decoder takes {img[1]} features (img_embed.weight), the encoder gives {gives}"
         )
-    return {
-        "input_encoding_size": embed[1],
-        "rnn_size": h2h[1],
-        "layers": tuple(layers),
-        "width": width,
-        "vocab_size": embed[0] - 1,
-    }
+    return {**sizes, **encoder}
 
 
 def _options(infos: dict[str, Any]) -> dict[str, Any]:
@@ -598,21 +612,36 @@ def neuraltalk2(
 ) -> nn.Module:
     """The book's image captioner (ch. 2.3): Caffe-style ResNet-101 encoder + FC LSTM decoder, in eval mode.
 
-    The book's files: `neuraltalk2(weights="fc-model.pth", infos="fc-infos.pkl", encoder="resnet101.pth")`.
+    The book's files: `neuraltalk2(weights="fc-model.pth", infos="fc-infos.pkl", encoder="resnet101.pth")`;
+    the zoo's own captioner of synthetic scenes: `neuraltalk2(weights="shapes")`.
 
     Args:
-        pretrained: load the default weights.
-        weights: None (random init), or the decoder's file (fc-model.pth).
+        pretrained: load the default weights (the book's three files, fetched and verified).
+        weights: None (random init), a manifest key or tag, or the decoder's file (fc-model.pth), or a file
+            holding the whole model.
         vocab: the words of tokens 1..V (the last is UNK); its length sets the decoder's size. Without it and
             without infos, the book's 9487 tokens as placeholders ("word1", ..., "UNK").
         infos: the book's fc-infos.pkl (vocabulary and options), read safely.
-        encoder: the encoder's file (resnet101.pth, the two chunks joined), needed with a weights file.
+        encoder: the encoder's file (resnet101.pth, the two chunks joined), for a decoder-only weights file.
         progress: show a download progress bar on a terminal.
         device: "cpu", "cuda", "cuda:1" or "auto"; None keeps the model on the CPU.
         **kwargs: input_encoding_size (512), rnn_size (512), seq_length (16), drop_prob_lm (0.5),
             layers ((3, 4, 23, 3)), width (64); backbone ("caffe_resnet", or "scenes" for the small
             encoder of `neuraltalk2.shapes`, with width and feature_size).
     """
+    if pretrained and weights is None:
+        weights = pretrained_weights("neuraltalk2")
+    selected = select_weights("neuraltalk2", weights)
+    if isinstance(selected, Weights):
+        # A manifest entry names its other files (the book's vocabulary and encoder): each is fetched and
+        # verified like the main one; a file given by path wins.
+        found = {
+            role: verified_file(w, progress=None if progress else False) for role, w in selected.files.items()
+        }
+        infos = found.get("infos") if infos is None else infos
+        encoder = found.get("encoder") if encoder is None else encoder
+        if vocab is None and infos is None:
+            vocab = selected.kwargs.get("vocab")
     options: dict[str, Any] = {}
     if infos is not None:
         read = read_infos(_file(infos, "infos"))
@@ -624,23 +653,20 @@ def neuraltalk2(
                 f"the infos file's opt.vocab_size is {size!r} but its vocab has {len(vocab)} words"
             )
     if vocab is None:
-        if weights is not None or pretrained:
+        if selected is not None:
             raise InvalidArgumentError(
                 "neuraltalk2 weights need their vocabulary: infos='fc-infos.pkl' or vocab=[...]"
             )
         # The book's size with placeholder words: `neuraltalk2()` builds the book's architecture, as
         # torchvision's `resnet101()` does, for inspection or a hub check; real words come with the weights.
         vocab = [f"word{i}" for i in range(1, BOOK_VOCAB_SIZE)] + ["UNK"]
-    load = None
-    if weights is not None or pretrained:
-        if encoder is None:
-            raise InvalidArgumentError(
-                "neuraltalk2 weights need the encoder's file too: encoder='resnet101.pth'"
-            )
-        load = _loader(_file(encoder, "encoder"))
-    words = list(vocab) if not isinstance(vocab, str) else vocab
+    if isinstance(vocab, str) or not isinstance(vocab, Sequence):
+        raise InvalidArgumentError("vocab must be a list of words (token 1 first, UNK last)")
+    words = list(vocab)
+    load = None if selected is None else _loader(None if encoder is None else _file(encoder, "encoder"))
 
-    def make(vocab_size: int | None = None, **sizes: Any) -> NeuralTalk2:
+    def make(vocab_size: int | None = None, vocab: Any = None, **sizes: Any) -> NeuralTalk2:
+        # `vocab` from a manifest entry's kwargs was taken above; the file's own size is checked against it.
         if vocab_size is not None and vocab_size != len(words):
             raise WeightsMismatchError(
                 f"the weights are for {vocab_size} words, the vocabulary has {len(words)}"
@@ -650,8 +676,8 @@ def neuraltalk2(
     model = build(
         "neuraltalk2",
         make,
-        weights=weights,
-        pretrained=pretrained,
+        weights=selected,
+        pretrained=False,
         progress=progress,
         device=device,
         kwargs={**options, **kwargs},
