@@ -95,3 +95,20 @@ def test_infos_alone_build_a_random_captioner_with_the_books_vocabulary(tmp_path
     model = zoo.get_model("neuraltalk2", weights=None, infos=files["infos"], layers=(1, 1, 1, 1), width=8)
     assert model.vocab == ["a", "horse", "UNK"]
     assert model.decoder.embed.weight.shape == (4, 8)
+
+
+def test_a_whole_scene_captioner_saved_as_one_file_loads_with_its_sizes_read_from_it(tmp_path):
+    torch.manual_seed(0)
+    sizes = {"backbone": "scenes", "width": 4, "feature_size": 24, "input_encoding_size": 8, "rnn_size": 6}
+    original = NeuralTalk2(["red", "circle", "UNK"], **sizes).eval()
+    torch.save(original.state_dict(), tmp_path / "scenes.pth")
+    model = zoo.get_model("neuraltalk2", weights=tmp_path / "scenes.pth", vocab=["red", "circle", "UNK"])
+    assert model.encoder.feature_size == 24 and model.decoder.rnn_size == 6
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert model.decode(model.features(x)) == original.decode(original.features(x))
+
+
+def test_an_unknown_backbone_is_refused():
+    with pytest.raises(InvalidArgumentError, match="backbone must be one of caffe_resnet, scenes"):
+        zoo.get_model("neuraltalk2", weights=None, vocab=["a", "UNK"], backbone="vgg")
