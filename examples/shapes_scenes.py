@@ -213,9 +213,20 @@ def dataset(n: int, seed: int) -> tuple[Any, list[list[str]]]:
     return normalise(to_tensor([im for im, _ in drawn])), [captions(shapes) for _, shapes in drawn]
 
 
-def heldout_scenes(n: int, train_n: int, train_seed: int = TRAIN_SEED, seed: int = HELDOUT_SEED):
-    """`n` held-out scenes from `seed`, none with the pixels of one of the `train_n` training scenes."""
-    train = {fingerprint(im) for im, _ in scenes(train_n, train_seed)}
+def heldout_scenes(
+    n: int,
+    train_n: int,
+    train_seed: int = TRAIN_SEED,
+    seed: int = HELDOUT_SEED,
+    train_prints: set[str] | None = None,
+):
+    """`n` held-out scenes from `seed`, none with the pixels of one of the `train_n` training scenes (whose
+    fingerprints may be given as `train_prints`, to spare drawing them again)."""
+    train = (
+        train_prints
+        if train_prints is not None
+        else {fingerprint(im) for im, _ in scenes(train_n, train_seed)}
+    )
     rng = random.Random(seed)
     out = []
     while len(out) < n:

@@ -68,6 +68,28 @@ zoo classify photo.jpg --model googlenet --weights out/model.safetensors --json
 ```python
 zoo.classify("dog.jpg", model="resnet50", weights="imagenet1k_v2", topk=3)
 ```
+
+Captioning, the book's ch. 2.3: `neuraltalk2.fc_coco` is the book's NeuralTalk2 (ImageCaptioning.pytorch's FC
+model, trained on MS COCO): `fc-model.pth` (the LSTM decoder, 13,400,848 parameters), `fc-infos.pkl` (options
+and the 9,487-word vocabulary, read without running anything from the pickle) and `resnet101.pth` (a
+Caffe-converted ResNet-101, shipped as `resnet101a.pth` + `resnet101b.pth`, joined after both are verified),
+from the book's fork on GitHub. Its encoder has torchvision's key names but Caffe's structure (stride on the
+first 1x1 convolution, a max-pool without padding that rounds up); images go in at full resolution. Decoding is
+a beam search of 2 that returns the **first caption to finish**: that is what the book's code does under
+torch >= 0.4 (its bookkeeping keeps scores as views that are later overwritten), and what printed the book's
+"a person riding a horse on a beach"; `rule="best"` returns the best-scoring finished caption instead, which
+can be another sentence. `neuraltalk2.shapes` is the zoo's own captioner with the same decoder and decoding,
+trained on synthetic scenes (bundled; its held-out figures are in the table above).
+
+```sh
+zoo caption horse.jpg                          # image 1: a person riding a horse on a beach
+zoo caption scenes/ --weights shapes --html vis/   # a page with each picture and its caption
+```
+
+```python
+zoo.caption("horse.jpg", beam_size=2, rule="first")
+zoo.caption("horse.jpg", weights="fc-model.pth", infos="fc-infos.pkl", encoder="resnet101.pth")
+```
 """
 
 

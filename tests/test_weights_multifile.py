@@ -222,3 +222,13 @@ def test_the_join_never_writes_through_a_link_planted_in_the_cache(book, tmp_pat
     assert outside.read_text() == "keep"
     assert not (cache / "resnet101.pth").is_symlink()
     assert weight_files.verified_file(zoo.get_weights(KEY).files["encoder"]) == cache / "resnet101.pth"
+
+
+def test_a_missing_other_file_says_its_hash_is_not_known_and_how_to_fetch_its_entry(book, monkeypatch):
+    _, _, install = book
+    install(hashes=False)
+    monkeypatch.setenv("ZOO_OFFLINE", "1")
+    with pytest.raises(WeightsNotFoundError) as caught:
+        zoo.get_model("neuraltalk2", weights=KEY)
+    text = str(caught.value)
+    assert "sha256 not known" in text and f"`zoo fetch {KEY}`" in text, text

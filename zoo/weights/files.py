@@ -253,7 +253,8 @@ def _offline_choices(w: Weights) -> str:
     choices = [f"weights={k!r} (bundled with zoo, needs no network)" for k in bundled]
     choices += [
         f"ZOO_WEIGHTS_MIRROR set to a folder or URL holding {w.file_name}",
-        f"`zoo fetch {w.key}` on a machine with network, then copy its {paths.weights_dir()} here",
+        # One of an entry's other files (`key:role`, `key:role[i]`) is fetched with its entry.
+        f"`zoo fetch {w.key.split(':')[0]}` on a machine with network, then copy its {paths.weights_dir()} here",
         "pretrained=False / weights=None (random weights)",
     ]
     return "what works offline: " + "; or ".join(choices)
@@ -261,7 +262,7 @@ def _offline_choices(w: Weights) -> str:
 
 def _not_found(w: Weights, expected: str | None, tried: list[str], skipped: list[str]) -> str:
     looked = [str(p) for p in candidates(w)]
-    lines = [f"weights {w.key}: no verified copy of {w.file_name} (sha256 {expected})"]
+    lines = [f"weights {w.key}: no verified copy of {w.file_name} (sha256 {expected or 'not known'})"]
     lines.append("looked in: " + ", ".join(looked))
     if tried:
         lines.append("tried: " + "; ".join(tried))
