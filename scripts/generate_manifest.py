@@ -59,6 +59,8 @@ KNOWN_FILES = {
 }
 KNOWN_FILES_SOURCE = "issue 13's table of published digests"
 
+BOOK_CAPTIONER = "https://raw.githubusercontent.com/deep-learning-with-pytorch/ImageCaptioning.pytorch/master"
+
 STATED = {
     "cyclegan.horse2zebra": {
         "arch": "cyclegan",
@@ -92,8 +94,56 @@ STATED = {
             "docs": "DCGAN trained on FashionGen, 64x64 images, as published through Torch Hub.",
         },
     },
+    # The book's captioner (ch. 2.3) as its fork of ImageCaptioning.pytorch ships it: the decoder, the
+    # vocabulary and the encoder in two chunks. Their hashes and exact sizes could not be read from here (no
+    # download is possible): sha256 is empty, so each file is used with a warning until `zoo cache verify
+    # --pin` records the hash of the copy you have.
+    "neuraltalk2.fc_coco": {
+        "arch": "neuraltalk2",
+        "file_name": "fc-model.pth",
+        "urls": [f"{BOOK_CAPTIONER}/data/FC/fc-model.pth"],
+        "sha256": "",
+        "size": None,
+        "transforms": {"preset": "neuraltalk2"},
+        "files": {
+            "infos": {
+                "file_name": "fc-infos.pkl",
+                "urls": [f"{BOOK_CAPTIONER}/data/FC/fc-infos.pkl"],
+                "sha256": "",
+                "size": None,
+            },
+            "encoder": {
+                "file_name": "resnet101.pth",
+                "sha256": "",
+                "size": None,
+                "parts": [
+                    {
+                        "file_name": f"resnet101{c}.pth",
+                        "urls": [f"{BOOK_CAPTIONER}/data/imagenet_weights/resnet101{c}.pth"],
+                        "sha256": "",
+                        "size": None,
+                    }
+                    for c in "ab"
+                ],
+            },
+        },
+        "meta": {
+            # 13,400,848 in fc-model.pth + 44,549,160 in the ResNet-101 (its unused fc included).
+            "num_params": 57950008,
+            "dataset": "MS COCO captions (Karpathy split)",
+            "source": "Deep Learning with PyTorch, ch. 2.3 (deep-learning-with-pytorch/ImageCaptioning.pytorch)",
+            "license": "see source",
+            "docs": "The book's NeuralTalk2 (FC model): Caffe-style ResNet-101 features, LSTM decoder, beam search "
+            "of 2 returning the first caption to finish. Hashes and sizes are not known: the files are used "
+            "with a warning until `zoo cache verify --pin` records them.",
+        },
+    },
 }
-STATED_DEFAULTS = {"cyclegan": "cyclegan.horse2zebra", "dcgan": "dcgan.fashiongen"}
+STATED_DEFAULTS = {
+    "cyclegan": "cyclegan.horse2zebra",
+    "dcgan": "dcgan.fashiongen",
+    "neuraltalk2": "neuraltalk2.fc_coco",
+}
 
 
 def _plain(value: Any) -> Any:

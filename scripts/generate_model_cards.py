@@ -33,8 +33,9 @@ INTRO = """# Model cards
 
 Generated from `weights_manifest.json` by `scripts/generate_model_cards.py`; a test keeps this file in sync.
 Every file is verified against its sha256 before use (see the README's "Weights"): "full" where the whole
-digest is known, "prefix" where only the 8 hex digits of torchvision's file name are. `*` marks an
-architecture's default weights.
+digest is known, "prefix" where only the 8 hex digits of torchvision's file name are, "unknown" where no
+hash is published (the book's captioner: used with a warning until `zoo cache verify --pin` records the
+hash of your copy). `*` marks an architecture's default weights.
 
 Choose by looking: ImageNet-1K acc@1 of every weight file against its compute and its size (log scales),
 families coloured, the dashed line joining the weights nothing else beats (more accurate and cheaper).
@@ -67,6 +68,28 @@ zoo classify photo.jpg --model googlenet --weights out/model.safetensors --json
 ```python
 zoo.classify("dog.jpg", model="resnet50", weights="imagenet1k_v2", topk=3)
 ```
+
+Captioning, the book's ch. 2.3: `neuraltalk2.fc_coco` is the book's NeuralTalk2 (ImageCaptioning.pytorch's FC
+model, trained on MS COCO): `fc-model.pth` (the LSTM decoder, 13,400,848 parameters), `fc-infos.pkl` (options
+and the 9,487-word vocabulary, read without running anything from the pickle) and `resnet101.pth` (a
+Caffe-converted ResNet-101, shipped as `resnet101a.pth` + `resnet101b.pth`, joined after both are verified),
+from the book's fork on GitHub. Its encoder has torchvision's key names but Caffe's structure (stride on the
+first 1x1 convolution, a max-pool without padding that rounds up); images go in at full resolution. Decoding is
+a beam search of 2 that returns the **first caption to finish**: that is what the book's code does under
+torch >= 0.4 (its bookkeeping keeps scores as views that are later overwritten), and what printed the book's
+"a person riding a horse on a beach"; `rule="best"` returns the best-scoring finished caption instead, which
+can be another sentence. `neuraltalk2.shapes` is the zoo's own captioner with the same decoder and decoding,
+trained on synthetic scenes (bundled; its held-out figures are in the table above).
+
+```sh
+zoo caption horse.jpg                          # image 1: a person riding a horse on a beach
+zoo caption scenes/ --weights shapes --html vis/   # a page with each picture and its caption
+```
+
+```python
+zoo.caption("horse.jpg", beam_size=2, rule="first")
+zoo.caption("horse.jpg", weights="fc-model.pth", infos="fc-infos.pkl", encoder="resnet101.pth")
+```
 """
 
 
@@ -93,6 +116,11 @@ def _metrics(w: Weights) -> str:
         else:
             parts.append(f"{dataset} {values}")
     return "; ".join(parts) or "-"
+
+
+def _other_file(role: str, w: Weights) -> str:
+    joined = f" (joined from {' + '.join(f'`{p.file_name}`' for p in w.parts)})" if w.parts else ""
+    return f"{role} `{w.file_name}`{joined}"
 
 
 def _cell(value: object) -> str:
@@ -131,7 +159,7 @@ def render() -> str:
                         _metrics(w),
                         f"`{w.file_name}`",
                         _size(w),
-                        "prefix" if w.sha256_is_prefix else "full",
+                        ("prefix" if w.sha256 else "unknown") if w.sha256_is_prefix else "full",
                         _link(w.meta.get("license", "?")),
                         _link(w.meta.get("recipe", "-")),
                         w.meta.get("source", "?"),
@@ -154,6 +182,8 @@ def render() -> str:
                 facts = [docs, f"data: {w.meta['dataset']}" if w.meta.get("dataset") else None]
                 if w.meta.get("training_command"):
                     facts.append(f"trained with `{w.meta['training_command']}`")
+                if w.files:
+                    facts.append("with " + ", ".join(_other_file(role, f) for role, f in w.files.items()))
                 lines.append(f"- `{w.key}`: " + "; ".join(_cell(f) for f in facts if f) + ".")
         lines.append("")
     lines.append(EXAMPLES)

@@ -16,6 +16,7 @@ SEEDS = [
     "dcgan",
     "googlenet",
     "mlp",
+    "neuraltalk2",
     "resnet101",
     "resnet152",
     "resnet18",
@@ -145,7 +146,7 @@ def test_list_models_takes_timms_arguments(tmp_path, monkeypatch):
         "vgg16",
         "vgg19",
     ]
-    assert zoo.list_models(pretrained=True) == zoo.list_models()  # every model has weights today
+    assert zoo.list_models(pretrained=True) == zoo.list_models()  # every model has weights
     data = manifest.read_raw(manifest.DEFAULT_MANIFEST)
     data["weights"] = {k: v for k, v in data["weights"].items() if v["arch"] not in ("vit_b_32", "mlp")}
     data["defaults"] = {k: v for k, v in data["defaults"].items() if v in data["weights"]}

@@ -17,6 +17,7 @@ from .publish import publish  # eager: see zoo/publish.py
 # public name -> the module that defines it
 _EXPORTS = {
     "Weights": "zoo.weights.manifest",
+    "caption": "zoo.tasks.captioning",
     "check_repo": "zoo.hub.check",
     "classify": "zoo.tasks.classification",
     "download": "zoo.store.download",
@@ -46,6 +47,7 @@ _SUBPACKAGES = {
 __all__ = [
     "Weights",
     "ZooError",
+    "caption",
     "check_repo",
     "classify",
     "download",
@@ -66,6 +68,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the names as they are once load
     from .hub.check import check_repo
     from .registry import get_model, get_weights, list_models, list_weights
     from .store.download import download
+    from .tasks.captioning import caption
     from .tasks.classification import classify
     from .tasks.generation import generate
     from .tasks.translation import translate

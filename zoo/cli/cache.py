@@ -54,15 +54,25 @@ def register(sub: Subcommands) -> None:
                 if any(d["key"] == w.key for d in done):
                     continue
                 try:
-                    path = weight_files.verified_file(w, progress=None)
+                    # Every file the weights need (the book's NeuralTalk2: decoder, vocabulary, encoder).
+                    found = weight_files.verified_files(w, progress=None)
                 except ZooError as e:
                     failed.append(_failure(w.key, e))
                     if not args.json:
                         print(f"zoo: error: {failed[-1]['error']}", file=sys.stderr)
                     continue
-                done.append({"key": w.key, "path": str(path)})
+                path = found.pop("weights")
+                done.append(
+                    {
+                        "key": w.key,
+                        "path": str(path),
+                        **({"files": {k: str(p) for k, p in found.items()}} if found else {}),
+                    }
+                )
                 if not args.json:
                     print(f"{w.key}  {path}")
+                    for role, other in found.items():
+                        print(f"{w.key}:{role}  {other}")
         if args.json:
             emit(args, {"fetched": done, "failed": failed}, "")
         return 1 if failed else 0

@@ -1,4 +1,5 @@
-"""`zoo classify`, `zoo translate`, `zoo generate` and `zoo finetune`: the book's workflows as commands."""
+"""`zoo classify`, `zoo translate`, `zoo generate`, `zoo caption` and `zoo finetune`: the book's workflows as
+commands."""
 
 from __future__ import annotations
 
@@ -218,6 +219,63 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_caption(args: argparse.Namespace) -> int:
+    from ..tasks import Captioner
+    from ..tasks.captioning import page_targets, write_page
+    from ..tasks.images import find_images, show_path, show_text
+    from ..tasks.outputs import check_output_dir, file_ids, is_one_of, refuse_existing
+
+    paths, errors = find_images(args.inputs)
+    if not args.json:
+        _report(errors)
+    inputs = file_ids([*paths, *(p for p in args.inputs if Path(p).is_dir())])
+    if args.html is not None:
+        # The page's folder and files are checked before the model loads: a refusal writes nothing.
+        out = Path(args.html)
+        if is_one_of(out, inputs):
+            raise ZooError(f"--html {show_path(out)} is one of the inputs; choose another folder")
+        check_output_dir(out, "page folder")
+        for target in page_targets(out, len(paths)):
+            if is_one_of(target, inputs):
+                raise ZooError(f"--html {show_path(out)} would replace the input {show_path(target)}")
+            refuse_existing(target, args.overwrite, "--html file")
+    results: list[dict[str, Any]] = []
+    captioned: list[tuple[int, Path, str]] = []
+    if paths:
+        extra = {k: v for k, v in (("infos", args.infos), ("encoder", args.encoder)) if v is not None}
+        captioner = Captioner(
+            args.model,
+            _weights(args.weights),
+            device=args.device,
+            beam_size=args.beam_size,
+            rule=args.rule,
+            **extra,
+        )
+        ids = {path: n for n, path in enumerate(paths, 1)}  # the book's ids: 1, 2, ... in folder order
+        for path, outcome in captioner.run(paths):
+            if isinstance(outcome, ImageError):
+                errors.append(outcome)
+                if not args.json:
+                    _report([outcome])
+                continue
+            captioned.append((ids[path], path, outcome))
+            results.append({"image_id": str(ids[path]), "path": show_path(path), "caption": outcome})
+            if not args.json:
+                # Words come from whoever made the vocabulary: escaped, as classify's labels are.
+                print(f"image {ids[path]}: {show_text(outcome)}")
+    page = None
+    if args.html is not None and captioned:
+        page = write_page(args.html, captioned, overwrite=args.overwrite)
+        if not args.json:
+            print(f"wrote {show_text(page)}")
+    if args.json:
+        report = {"results": results, "errors": [str(e) for e in errors]}
+        if page is not None:
+            report["page"] = show_path(page)
+        print(json.dumps(report, indent=2))
+    return 1 if errors else 0
+
+
 def cmd_finetune(args: argparse.Namespace) -> int:
     from ..tasks import finetune
     from ..tasks.images import show_text
@@ -291,6 +349,38 @@ def register(sub: Subcommands) -> None:
         help="replace output files that already exist (an input is never replaced; -o may not be an "
         "input file or folder)",
     )
+
+    p = add("caption", cmd_caption, "describe images in words with the book's NeuralTalk2 captioner")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE|DIR", help="images or folders, used at full size")
+    p.add_argument(
+        "--model",
+        help="architecture; when left out, the one a --weights file's card records, else neuraltalk2",
+    )
+    p.add_argument(
+        "--weights",
+        default="DEFAULT",
+        help="DEFAULT (the book's files), shapes (the zoo's own scene captioner, bundled), a key, or the "
+        "book's fc-model.pth with --infos and --encoder",
+    )
+    p.add_argument(
+        "--infos", metavar="FILE", help="the book's fc-infos.pkl (vocabulary), with a --weights file"
+    )
+    p.add_argument("--encoder", metavar="FILE", help="the book's resnet101.pth, with a --weights file")
+    p.add_argument(
+        "--beam-size", type=positive, default=2, help="1 is greedy decoding (default: 2, the book's)"
+    )
+    p.add_argument(
+        "--rule",
+        choices=["first", "best"],
+        default="first",
+        help="which finished beam is returned: the first to finish (the book's code) or the best-scoring",
+    )
+    p.add_argument(
+        "--html",
+        metavar="OUT_DIR",
+        help="also write OUT_DIR/index.html showing each image with its caption (and vis.json, imgs/)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace the --html files if they exist")
 
     p = add("generate", cmd_generate, "generate images from noise and save them as a grid")
     p.add_argument("-n", type=positive, default=64, help="number of images")

@@ -8,6 +8,7 @@ from .cyclegan import cyclegan
 from .dcgan import dcgan
 from .googlenet import googlenet
 from .mlp import mlp
+from .neuraltalk2 import neuraltalk2
 from .resnet import resnet18, resnet34, resnet50, resnet101, resnet152
 from .torchvision_catalogue import BUILDERS as _CATALOGUE
 
@@ -23,6 +24,7 @@ __all__ = [
     "dcgan",
     "googlenet",
     "mlp",
+    "neuraltalk2",
     "resnet18",
     "resnet34",
     "resnet50",

@@ -8,6 +8,7 @@ import itertools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -39,13 +40,15 @@ def build(
     infer_kwargs: Callable[[StateDict], dict[str, Any]] | None = None,
     prepare: Callable[[StateDict], StateDict] | None = None,
     finish: Callable[[nn.Module], None] | None = None,
+    load: Callable[[Weights | Path, bool], StateDict] | None = None,
 ) -> nn.Module:
     """Build `arch` with `make(**kwargs)`, loading `weights` if any.
 
     With weights, the model is built on the meta device (no random init is spent) and the tensors are
     assigned straight from the memory-mapped file. `head` names the classifier layer (or layers: Inception's
     auxiliary heads) that a different `num_classes` replaces with a fresh one; `infer_kwargs` reads architecture sizes from a state dict;
-    `prepare` adapts legacy key sets; `finish` runs after loading.
+    `prepare` adapts legacy key sets; `finish` runs after loading; `load(selected, progress)` replaces the
+    reading of the one selected file, for families whose weights span several files (neuraltalk2).
     """
     if num_classes is not None and (
         not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1
@@ -68,7 +71,8 @@ def build(
         return model.to(target)
 
     name = resolved.key if isinstance(resolved, Weights) else str(resolved)
-    state_dict = _strip_data_parallel(load_state_dict(resolved, progress=progress))
+    read = load if load is not None else lambda w, p: load_state_dict(w, progress=p)
+    state_dict = _strip_data_parallel(read(resolved, progress))
     if prepare is not None:
         state_dict = prepare(state_dict)
     try:

@@ -189,8 +189,9 @@ def warn_if_partial(what: str, expected: str | None) -> None:
         if what in _warned_partial:
             return
         _warned_partial.add(what)
+    known = f"only the sha256 prefix {expected!r} is known" if expected else "no sha256 is known"
     warnings.warn(
-        f"{what}: only the sha256 prefix {expected!r} is known, so verification is partial; "
+        f"{what}: {known}, so verification is partial; "
         "`zoo cache verify --pin` records the full hash of the file you have",
         stacklevel=3,
     )

@@ -1,4 +1,4 @@
-"""The book's workflows on the zoo's models: classify, translate, generate, fine-tune.
+"""The book's workflows on the zoo's models: classify, translate, generate, caption, fine-tune.
 
 The task modules load on first use (they import torchvision), so `zoo --help` and the submodules that
 need neither (`zoo.tasks.images`) start fast.
@@ -10,6 +10,8 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
+    "Captioner": "captioning",
+    "caption": "captioning",
     "Classifier": "classification",
     "classify": "classification",
     "finetune": "finetuning",

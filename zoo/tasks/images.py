@@ -112,14 +112,19 @@ def check_resizable(
 
 
 def open_image(
-    path: str | os.PathLike, *, min_side: int | None = None, max_pixels: int = MAX_RESIZED_PIXELS
+    path: str | os.PathLike,
+    *,
+    min_side: int | None = None,
+    max_pixels: int = MAX_RESIZED_PIXELS,
+    full_size: bool = False,
 ) -> Image.Image:
     """Decode `path` as an upright RGB image.
 
     With `min_side`, a JPEG is decoded at the smallest 1/2, 1/4 or 1/8 scale whose shorter side is still at
     least `min_side` (libjpeg's draft mode): a 4000x3000 photo for a 256-pixel preset costs an eighth of a full
     decode; and an image that would exceed `max_pixels` once resized to `min_side` is refused before it is
-    decoded (see check_resizable). EXIF orientation is applied; grayscale, palette, CMYK and 16-bit images
+    decoded (see check_resizable). With `full_size` (the image is used as it is, no resize: the captioner), an
+    image of more than `max_pixels` is refused before it is decoded. EXIF orientation is applied; grayscale, palette, CMYK and 16-bit images
     become RGB and transparency is flattened onto white. Only a regular file is opened (a named pipe would
     block forever); whatever goes wrong is one ImageError naming the file.
     """
@@ -138,16 +143,29 @@ def open_image(
     with os.fdopen(fd, "rb") as f:
         if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
             raise ImageError(f"{name}: {_kind(os.fstat(f.fileno()).st_mode)}, not an image file")
-        return _decode(f, name, min_side, max_pixels)
+        return _decode(f, name, min_side, max_pixels, max_pixels if full_size else None)
 
 
-def _decode(f: Any, name: str, min_side: int | None, max_pixels: int) -> Image.Image:
+def check_pixels(size: tuple[int, int], max_pixels: int, name: str) -> None:
+    """Refuse (ImageError naming `name`) an image of `size` that is empty or has more than `max_pixels`."""
+    width, height = size
+    if width < 1 or height < 1:
+        raise ImageError(f"{name}: an empty image ({width}x{height} pixels)")
+    if width * height > max_pixels:
+        raise ImageError(
+            f"{name}: a {width}x{height} image has more than the {max_pixels} pixels it may have at full size"
+        )
+
+
+def _decode(f: Any, name: str, min_side: int | None, max_pixels: int, full: int | None) -> Image.Image:
     try:
         with Image.open(f) as im:
             # Between Pillow's limit and twice it Pillow only warns; such files are refused all the same.
             # (Checked here rather than through warning filters, which are global and not thread-safe.)
             if Image.MAX_IMAGE_PIXELS and im.width * im.height > Image.MAX_IMAGE_PIXELS:
                 raise Image.DecompressionBombError(f"{im.width * im.height} pixels")
+            if full is not None:
+                check_pixels(im.size, full, name)
             if min_side:
                 check_resizable(im.size, min_side, name, max_pixels=max_pixels)
                 if isinstance(im, JpegImagePlugin.JpegImageFile):  # MPO (phones) included

@@ -10,7 +10,9 @@ which anyone who can write there can change) may clear a file, never get it dele
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -46,7 +48,7 @@ def find_local(w: Weights) -> Path | None:
 def expected_sha256(w: Weights) -> str | None:
     """The hash `w`'s file must have: the manifest's, or the full one pinned by `zoo cache verify --pin`."""
     pinned = integrity.pins().get(w.key) if w.sha256_is_prefix else None
-    if pinned and w.sha256 and pinned.startswith(w.sha256.lower()):
+    if pinned and pinned.startswith(w.sha256.lower()):  # an empty sha256 (not known) takes any pin
         return pinned
     return w.sha256
 
@@ -76,7 +78,8 @@ def sources(w: Weights) -> list[str]:
 
 
 def verified_file(w: Weights, *, progress: bool | None = None, offline: bool | None = None) -> Path:
-    """A verified local path to the file of `w`, fetching it into the zoo cache if needed."""
+    """A verified local path to the file of `w`, fetching it into the zoo cache if needed (a file of
+    `parts` is joined there from its parts, each verified first)."""
     expected = expected_sha256(w)
     tried: list[str] = []
     zoo_copy = paths.weights_dir() / w.file_name
@@ -84,6 +87,9 @@ def verified_file(w: Weights, *, progress: bool | None = None, offline: bool | N
         if path.is_file() and _usable(path, expected, w.key, tried):
             touch(path)
             return path
+    if w.parts:
+        pieces = [verified_file(p, progress=progress, offline=offline) for p in w.parts]
+        return _join(w, pieces, expected)
     offline = is_offline(offline)
     skipped = []
     mismatch = bool(tried)
@@ -106,6 +112,64 @@ def verified_file(w: Weights, *, progress: bool | None = None, offline: bool | N
             break
     message = _not_found(w, expected, tried, skipped)
     raise IntegrityError(message) if mismatch else WeightsNotFoundError(message)
+
+
+def verified_files(
+    w: Weights, *, progress: bool | None = None, offline: bool | None = None
+) -> dict[str, Path]:
+    """Verified local paths of `w`'s file ("weights") and of each other file it needs, by role."""
+    found = {"weights": verified_file(w, progress=progress, offline=offline)}
+    for role, other in w.files.items():
+        found[role] = verified_file(other, progress=progress, offline=offline)
+    return found
+
+
+def _join(w: Weights, pieces: list[Path], expected: str | None) -> Path:
+    """Join the verified `pieces` into `w`'s file in the zoo cache, check it, and drop the cached pieces.
+
+    Under the file's lock, written beside it under a hidden name and renamed into place, so no reader sees a
+    half-joined file; a join that does not have the expected hash is deleted, never used.
+    """
+    target = paths.weights_dir() / w.file_name
+    paths.make_dirs(target.parent)
+    with lock_for(target):
+        tried: list[str] = []
+        if target.is_file() and _usable(target, expected, w.key, tried):
+            return target  # another process joined it meanwhile
+        digest = hashlib.sha256()
+        temporary = None
+        try:
+            # mkstemp creates with O_EXCL: a link planted at the name is never written through.
+            fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".join", dir=target.parent)
+            temporary = Path(name)
+            with os.fdopen(fd, "wb") as out:
+                for piece in pieces:
+                    with open(piece, "rb") as f:
+                        while chunk := f.read(1 << 20):
+                            digest.update(chunk)
+                            out.write(chunk)
+            actual = digest.hexdigest()
+            if not integrity.matches(expected, actual):
+                raise IntegrityError(
+                    f"weights {w.key}: joining {' + '.join(p.file_name for p in w.parts)} gave sha256 "
+                    f"{actual}, expected {expected}"
+                )
+            os.replace(temporary, target)
+        except OSError as e:
+            raise paths.cannot_write(target, e) from None
+        finally:
+            if temporary is not None:
+                with contextlib.suppress(OSError):
+                    temporary.unlink()
+        integrity.remember(target, actual)
+        integrity.warn_if_partial(w.key, expected)
+        # The pieces are only a way to the joined file: the zoo cache keeps one copy (resnet101: 170 MB).
+        for piece in pieces:
+            if piece.parent == paths.weights_dir():
+                with contextlib.suppress(OSError), lock_for(piece):
+                    integrity.forget(piece)
+                    piece.unlink()
+    return target
 
 
 def _usable(path: Path, expected: str | None, what: str, tried: list[str]) -> bool:
@@ -189,7 +253,8 @@ def _offline_choices(w: Weights) -> str:
     choices = [f"weights={k!r} (bundled with zoo, needs no network)" for k in bundled]
     choices += [
         f"ZOO_WEIGHTS_MIRROR set to a folder or URL holding {w.file_name}",
-        f"`zoo fetch {w.key}` on a machine with network, then copy its {paths.weights_dir()} here",
+        # One of an entry's other files (`key:role`, `key:role[i]`) is fetched with its entry.
+        f"`zoo fetch {w.key.split(':')[0]}` on a machine with network, then copy its {paths.weights_dir()} here",
         "pretrained=False / weights=None (random weights)",
     ]
     return "what works offline: " + "; or ".join(choices)
@@ -197,7 +262,7 @@ def _offline_choices(w: Weights) -> str:
 
 def _not_found(w: Weights, expected: str | None, tried: list[str], skipped: list[str]) -> str:
     looked = [str(p) for p in candidates(w)]
-    lines = [f"weights {w.key}: no verified copy of {w.file_name} (sha256 {expected})"]
+    lines = [f"weights {w.key}: no verified copy of {w.file_name} (sha256 {expected or 'not known'})"]
     lines.append("looked in: " + ", ".join(looked))
     if tried:
         lines.append("tried: " + "; ".join(tried))

@@ -69,8 +69,9 @@ def scan() -> list[CachedFile]:
     if not folder.is_dir():
         return []
     by_file: dict[str, list[Weights]] = {}
-    for w in manifest.load().weights.values():
-        by_file.setdefault(w.file_name, []).append(w)
+    for entry in manifest.load().weights.values():
+        for w in entry.every_file():  # with the other files an entry needs, and their parts
+            by_file.setdefault(w.file_name, []).append(w)
     files = []
     for path in folder.iterdir():
         if path.name.endswith(SKIPPED_SUFFIXES) or path.name.startswith("."):  # parts, locks, temporaries

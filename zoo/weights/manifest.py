@@ -6,7 +6,13 @@
      "categories": {"imagenet1k": ["tench", ...]},        # shared label lists, referred to by name
      "defaults": {"resnet101": "resnet101.imagenet1k_v2"},
      "weights": {"resnet101.imagenet1k_v2": {"arch", "file_name", "urls", "sha256", "size",
-                                             "categories", "transforms", "kwargs", "meta"}}}
+                                             "categories", "transforms", "kwargs", "meta", "files"}}}
+
+Weights that span several files (the book's NeuralTalk2: decoder, vocabulary, encoder) name the others in
+`files`, by role: `{"infos": {"file_name", "urls", "sha256", "size"}, "encoder": {..., "parts": [...]}}`.
+Each is resolved and verified like the main file; a file with `parts` is joined from them (each verified
+first) in the zoo cache. An empty `sha256` means the hash is not known: the file is used with a warning, and
+`zoo cache verify --pin` records the hash of the copy you have, after which every later copy must match it.
 """
 
 from __future__ import annotations
@@ -52,6 +58,17 @@ class Weights:
     meta: dict[str, Any] = field(default_factory=dict)
     transforms_spec: dict[str, Any] | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
+    # The other files these weights need, by role (`infos`, `encoder`), each a Weights of its own
+    # (key `<key>:<role>`); `parts` are the pieces this file is joined from (key `<key>[<i>]`).
+    files: dict[str, Weights] = field(default_factory=dict)
+    parts: tuple[Weights, ...] = ()
+
+    def every_file(self) -> list[Weights]:
+        """This file, the other files it needs and the parts they are joined from: all that a fetch gets."""
+        out = [self]
+        for w in [*self.files.values(), *self.parts]:
+            out += w.every_file()
+        return out
 
     @property
     def tag(self) -> str:
@@ -60,7 +77,8 @@ class Weights:
 
     @property
     def sha256_is_prefix(self) -> bool:
-        """True when only a prefix of the file's sha256 is known (torchvision and GAN zoo file names)."""
+        """True when only a prefix of the file's sha256 is known (torchvision and GAN zoo file names), or
+        none of it (an empty sha256)."""
         return len(self.sha256) < 64
 
     def transforms(self) -> Any:
@@ -136,7 +154,7 @@ def dumps(data: dict[str, Any]) -> str:
 
 # A manifest's file names become paths in the zoo cache and URLs on a mirror: only plain names are taken.
 _MAX_NAME = 200  # bytes; file systems stop at 255 and the cache adds `.part` / `.lock` suffixes
-_HEX = re.compile(r"[0-9a-fA-F]+")
+_HEX = re.compile(r"[0-9a-fA-F]*")  # empty: not known (the book's NeuralTalk2 files)
 _RESERVED_SUFFIXES = (".part", ".lock", ".tmp")  # the cache's own download parts, locks and temporaries
 
 
@@ -197,16 +215,11 @@ def entry_to_weights(
         raise fail(f"'arch' must be a model name, not {arch!r}")
     if not key.startswith(f"{arch}.") or len(key) == len(arch) + 1:
         raise fail(f"the key must be '{arch}.<tag>' (its arch, a dot and a tag)")
-    file_name = check_file_name(entry.get("file_name"), where)
-    urls = entry.get("urls", [])
-    if not _string_list(urls) or not all(urls):
-        raise fail("'urls' must be a list of URL strings")
-    sha256 = entry.get("sha256")
-    if not isinstance(sha256, str) or not _HEX.fullmatch(sha256) or len(sha256) > 64:
-        raise fail("'sha256' must be hex digits (64, or the known prefix of them)")
-    size = entry.get("size")
-    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
-        raise fail(f"'size' must be a whole number of bytes (>= 0) or null, not {size!r}")
+    file_name, urls, sha256, size = _file_fields(entry, where)
+    files = entry.get("files", {})
+    if not isinstance(files, dict):
+        raise fail("'files' must be an object of the other files by role")
+    companions = {role: _companion(key, arch, role, spec, where) for role, spec in files.items()}
     cats = entry.get("categories")
     if isinstance(cats, str):
         if cats not in categories:
@@ -247,7 +260,52 @@ def entry_to_weights(
         meta=dict(meta),
         transforms_spec=transforms,
         kwargs=dict(entry.get("kwargs", {})),
+        files=companions,
     )
+
+
+def _file_fields(entry: dict[str, Any], where: str) -> tuple[str, list[str], str, int | None]:
+    """An entry's (or one of its other files') file_name, urls, sha256 and size, each checked."""
+    file_name = check_file_name(entry.get("file_name"), where)
+    urls = entry.get("urls", [])
+    if not _string_list(urls) or not all(urls):
+        raise ManifestError(f"{where}: 'urls' must be a list of URL strings")
+    sha256 = entry.get("sha256")
+    if not isinstance(sha256, str) or not _HEX.fullmatch(sha256) or len(sha256) > 64:
+        raise ManifestError(
+            f"{where}: 'sha256' must be hex digits (64, the known prefix of them, or empty if unknown)"
+        )
+    size = entry.get("size")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+        raise ManifestError(f"{where}: 'size' must be a whole number of bytes (>= 0) or null, not {size!r}")
+    return file_name, urls, sha256, size
+
+
+_ROLE = re.compile(r"[a-z][a-z0-9_]{0,31}")
+_FILE_KEYS = {"file_name", "urls", "sha256", "size", "parts"}
+
+
+def _companion(key: str, arch: str, role: Any, spec: Any, where: str) -> Weights:
+    """One of an entry's other files (`files.<role>`), with the parts it is joined from, as a Weights."""
+    if not isinstance(role, str) or not _ROLE.fullmatch(role):
+        raise ManifestError(f"{where}: 'files' roles must be lower-case names, not {role!r}")
+    where = f"{where}, file {role!r}"
+    if not isinstance(spec, dict) or not set(spec) <= _FILE_KEYS:
+        raise ManifestError(f"{where}: must be an object of {', '.join(sorted(_FILE_KEYS))}")
+    file_name, urls, sha256, size = _file_fields(spec, where)
+    raw_parts = spec.get("parts", [])
+    if not isinstance(raw_parts, list) or len(raw_parts) == 1:
+        raise ManifestError(f"{where}: 'parts' must be a list of two or more files")
+    parts = []
+    for i, part in enumerate(raw_parts):
+        at = f"{where}, part {i + 1}"
+        if not isinstance(part, dict) or not set(part) <= _FILE_KEYS - {"parts"}:
+            raise ManifestError(f"{at}: must be an object of file_name, urls, sha256 and size")
+        name, part_urls, part_sha, part_size = _file_fields(part, at)
+        parts.append(
+            Weights(f"{key}:{role}[{i + 1}]", arch, name, tuple(part_urls), part_sha.lower(), part_size)
+        )
+    return Weights(f"{key}:{role}", arch, file_name, tuple(urls), sha256.lower(), size, parts=tuple(parts))
 
 
 @dataclass(frozen=True)

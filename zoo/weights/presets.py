@@ -1,7 +1,8 @@
 """Preprocessing presets named by the weights manifest or a weight file's card.
 
 ImageNet classification reuses torchvision's own preset; the CycleGAN preset is the book's
-`Resize(256)` + `ToTensor()`. A spec comes from a manifest or from the card of a file someone sent, so
+`Resize(256)` + `ToTensor()`; the NeuralTalk2 preset is the book's captioner input: the full image (no resize,
+no crop), `/255`, ImageNet's mean and std. A spec comes from a manifest or from the card of a file someone sent, so
 `build` checks every field (name, type, range) and refuses anything else with one ManifestError.
 """
 
@@ -25,6 +26,17 @@ MAX_SIDE = 4096
 def cyclegan(size: int = 256) -> T.Compose:
     """The book's CycleGAN input pipeline: shortest side to `size`, then a tensor in [0, 1]."""
     return T.Compose([T.Resize(size), T.ToTensor()])
+
+
+NEURALTALK2_MEAN = (0.485, 0.456, 0.406)
+NEURALTALK2_STD = (0.229, 0.224, 0.225)
+
+
+def neuraltalk2(size: int | None = None) -> T.Compose:
+    """The captioner's input: the image at full resolution (the book's), or resized to `size` x `size` (the
+    zoo's 64x64 scene captioner), as a tensor in [0, 1] normalised with ImageNet's mean and std."""
+    resize = [T.Resize((size, size))] if size is not None else []
+    return T.Compose([*resize, T.ToTensor(), T.Normalize(NEURALTALK2_MEAN, NEURALTALK2_STD)])
 
 
 def cyclegan_output(y: torch.Tensor) -> torch.Tensor:
@@ -70,6 +82,7 @@ _PRESETS: dict[str, tuple[Callable[..., Any], set[str], dict[str, Callable[[Any]
         },
     ),
     "cyclegan": (cyclegan, set(), {"size": _side}),
+    "neuraltalk2": (neuraltalk2, set(), {"size": _side}),
 }
 
 _WHAT = {
