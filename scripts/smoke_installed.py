@@ -3,7 +3,7 @@
     python scripts/smoke_installed.py REPO_DIR
 
 It checks that `zoo` is imported from the environment (not from a checkout), that the data the wheel carries
-is found (manifest, bundled `mlp.blobs` and `dcgan.digits`), and that the console script, `python -m zoo` and
+is found (manifest, bundled `mlp.blobs`, `dcgan.digits` and `neuraltalk2.shapes`), and that the console script, `python -m zoo` and
 a hub snapshot of this repository work.
 """
 
@@ -80,6 +80,26 @@ def main() -> None:
         )
         assert grid.stat().st_size > 1000, grid.stat().st_size
 
+        # The bundled scene captioner, from the wheel: a red circle left of a blue square, drawn here.
+        from PIL import Image, ImageDraw
+
+        scene = Image.new("RGB", (64, 64), (235, 235, 235))
+        draw = ImageDraw.Draw(scene)
+        draw.ellipse((6, 24, 24, 42), fill=(220, 40, 40))
+        draw.rectangle((38, 24, 56, 42), fill=(40, 70, 220))
+        scene.save(Path(tmp) / "scene.png")
+        out = run(
+            str(scripts / "zoo"),
+            "caption",
+            str(Path(tmp) / "scene.png"),
+            "--weights",
+            "shapes",
+            "--html",
+            str(Path(tmp) / "vis"),
+        )
+        assert out.startswith("image 1: ") and (Path(tmp) / "vis" / "index.html").is_file(), out
+        print(f"smoke: zoo caption --weights shapes: {out.splitlines()[0]}")
+
         snapshot = Path(tmp) / "snapshot"
         snapshot.mkdir()
         archive = Path(tmp) / "repo.tar"
@@ -89,7 +109,9 @@ def main() -> None:
             tf.extractall(snapshot, filter="data")
         net = zoo.load(str(snapshot), "resnet18", weights=None)
         assert type(net).__name__ == "ResNet" and sum(p.numel() for p in net.parameters()) == 11_689_512
-    print("smoke: zoo list, zoo info, python -m zoo, bundled weights, zoo generate, hub snapshot: ok")
+    print(
+        "smoke: zoo list, zoo info, python -m zoo, bundled weights, zoo generate, zoo caption, hub snapshot: ok"
+    )
 
 
 if __name__ == "__main__":
