@@ -223,3 +223,32 @@ def test_a_branch_that_moved_is_seen_after_force_reload(forge):
         assert load_version("alice/nets:moving", offline=True) == "dev"
     finally:
         git(nets, "branch", "-D", "moving")
+
+
+def test_only_temporaries_whose_writer_is_gone_are_cleaned(tmp_path, monkeypatch):
+    import multiprocessing
+    import os
+    import time
+
+    from zoo.hub.snapshots import _clean_leftovers
+    from zoo.store import owners
+
+    dead = multiprocessing.get_context("fork").Process(target=os._exit, args=(0,))
+    dead.start()
+    dead.join()
+    here = owners.host()
+    folder = tmp_path / "repo"
+    folder.mkdir()
+    names = {
+        "live": f".tmp-{here}.{os.getppid()}.aaaaaa-archive",
+        "dead": f".tmp-{here}.{dead.pid}.bbbbbb-archive",
+        "far_recent": ".tmp-farhost.77.cccccc-extract-x",
+        "far_quiet": ".tmp-farhost.78.dddddd-extract-y",
+        "legacy": ".tmp-archive",
+    }
+    for name in names.values():
+        (folder / name).write_bytes(b"x")
+    old = time.time() - 7200
+    os.utime(folder / names["far_quiet"], (old, old))
+    _clean_leftovers(folder)
+    assert sorted(p.name for p in folder.iterdir()) == sorted([names["live"], names["far_recent"]])

@@ -23,7 +23,7 @@ FLOORS = [
     ["zoo.weights"],
     ["zoo.registry", "zoo.models", "zoo.devices"],
     ["zoo.hub"],
-    ["zoo.tasks", "zoo.publish"],
+    ["zoo.tasks", "zoo.publish", "zoo.distributed"],
     ["zoo.cli", "zoo.__main__"],
 ]
 

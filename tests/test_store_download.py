@@ -27,6 +27,12 @@ def published(server):
     return server, f"{server.url}/w/model.pth"
 
 
+def part_of(folder: Path, name: str = "m.pth") -> Path:
+    """The one part file a download of `name` left in `folder` (each writer has its own)."""
+    (part,) = [p for p in folder.glob(f"{name}.*.part") if not p.name.endswith(".resume.part")]
+    return part
+
+
 def leftovers(folder: Path) -> list[str]:
     return sorted(
         p.name for p in folder.iterdir() if not p.name.endswith(".lock") and not p.name.endswith("_home")
@@ -211,16 +217,20 @@ def test_concurrent_processes_download_once(published, tmp_path):
 def test_a_killed_download_is_resumed_by_the_next_process(published, tmp_path):
     server, url = published
     server.faults["/w/model.pth"] = [("slow", 30)]
-    part = tmp_path / "m.pth.part"
     child = multiprocessing.get_context("fork").Process(
         target=_download_in_child, args=(url, str(tmp_path / "m.pth"))
     )
     child.start()
     deadline = time.monotonic() + 20
-    while not (part.exists() and part.stat().st_size > 0) and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        parts = [p for p in tmp_path.glob("m.pth.*.part") if not p.name.endswith(".resume.part")]
+        if parts and parts[0].stat().st_size > 0:
+            break
         time.sleep(0.05)
     child.kill()  # SIGKILL: no cleanup, its lock is released by the kernel
     child.join()
+    part = part_of(tmp_path)
+    assert f".{child.pid}." in part.name  # its own part, named with its pid: taken over as it is gone
     kept = part.stat().st_size
     assert 0 < kept < len(DATA)
     assert zoo.download(url, tmp_path / "m.pth", sha256=DIGEST).read_bytes() == DATA
@@ -282,13 +292,12 @@ def test_a_resume_sends_if_range_with_the_first_answers_etag(published, tmp_path
 def test_a_file_changed_on_the_server_between_attempts_is_never_spliced(published, tmp_path, hashed):
     server, url = published
     new = random.Random(1).randbytes(len(DATA))
-    part = tmp_path / "m.pth.part"
     # Drop mid-file and fail for good, keeping the part; then change the file (and so its ETag) on the server.
     server.faults["/w/model.pth"] = [("drop", 1_000_000)] + [("status", 503)] * (download.RETRIES + 1)
     with pytest.raises(DownloadError):
         download.download(url, tmp_path / "m.pth")
     server.faults.clear()
-    assert part.stat().st_size == 1_000_000
+    assert part_of(tmp_path).stat().st_size == 1_000_000
     server.files["/w/model.pth"] = new
     got = download.download(
         url, tmp_path / "m.pth", sha256=hashlib.sha256(new).hexdigest() if hashed else None
@@ -426,11 +435,11 @@ def test_a_full_disk_is_one_clear_error_and_keeps_the_part_for_resume(published,
 
     monkeypatch.setattr(download, "_write", fill)
     with pytest.raises(
-        StorageError, match=r"m\.pth\.part: No space left on device \(free some space.*kept there"
+        StorageError, match=r"m\.pth\.[\w.-]+\.part: No space left on device \(free some space.*kept there"
     ):
         zoo.download(url, tmp_path / "m.pth", sha256=DIGEST)
     assert not (tmp_path / "m.pth").exists()  # no half file renamed into place
-    kept = (tmp_path / "m.pth.part").stat().st_size
+    kept = part_of(tmp_path).stat().st_size
     assert kept == sum(written)
     monkeypatch.setattr(download, "_write", os.write)
     assert zoo.download(url, tmp_path / "m.pth", sha256=DIGEST).read_bytes() == DATA

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from pathlib import Path
 
@@ -232,3 +233,19 @@ def test_a_missing_other_file_says_its_hash_is_not_known_and_how_to_fetch_its_en
         zoo.get_model("neuraltalk2", weights=KEY)
     text = str(caught.value)
     assert "sha256 not known" in text and f"`zoo fetch {KEY}`" in text, text
+
+
+def test_a_bad_joined_file_in_the_cache_is_replaced_by_a_fresh_join_without_waiting_for_itself(
+    book, monkeypatch
+):
+    _, staged, _ = book
+    # A join that waited for the lock it holds itself would give up after ZOO_LOCK_TIMEOUT (else hang).
+    monkeypatch.setenv("ZOO_LOCK_TIMEOUT", "5")
+    joined = paths.weights_dir() / "resnet101.pth"
+    encoder = zoo.get_weights(KEY).files["encoder"]
+    pieces = [weight_files.verified_file(p) for p in encoder.parts]
+    joined.write_bytes(b"not the encoder")  # found by the join itself, under the lock it holds
+    started = time.monotonic()
+    assert weight_files._join(encoder, pieces, encoder.sha256) == joined
+    assert time.monotonic() - started < 4
+    assert joined.read_bytes() == staged["resnet101.pth"].read_bytes()

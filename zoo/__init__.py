@@ -34,6 +34,7 @@ _EXPORTS = {
 _SUBPACKAGES = {
     "cli",
     "devices",
+    "distributed",
     "errors",
     "hub",
     "models",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .._common import COMMIT, write_text_atomic
 from ..errors import HubError
-from ..store import download, integrity, paths
+from ..store import download, integrity, owners, paths
 from ..store.locks import file_lock
 from ..store.small_files import read_small
 from .archives import archive_commit, extract_archive
@@ -116,8 +116,17 @@ def _offline_error(spec: HubSpec) -> HubError:
 
 
 def _clean_leftovers(folder: Path) -> None:
-    # Only ever called under the repo's lock, when no other loader can be mid-download or mid-extract.
+    # Called under the repo's lock, which on a file system without coherent locks may not keep out a loader
+    # on another machine: only temporaries whose writer is gone go (owners.gone), and those of a zoo before
+    # owner tags (`.tmp-archive`, `.tmp-extract-*`), which wrote them under this lock.
     for p in folder.glob(".tmp-*"):
+        tag = p.name[len(".tmp-") :].split("-", 1)[0]
+        if owners.parse(tag) is not None:
+            try:
+                if not owners.gone(tag, p.lstat().st_mtime):
+                    continue
+            except OSError:
+                continue
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p, ignore_errors=True)
         else:
@@ -162,7 +171,10 @@ def snapshot(
 def _fetch_and_extract(
     spec: HubSpec, folder: Path, *, force_reload: bool, verbose: bool, max_bytes: int | None
 ) -> Path:
-    archive = folder / ".tmp-archive"
+    # Named for this writer (`.tmp-<host>.<pid>.<random>-...`): no two loaders share a temporary, and a later
+    # one can tell an abandoned temporary from one still being written.
+    tag = owners.new_tag()
+    archive = folder / f".tmp-{tag}-archive"
     staging = None
     try:
         fetch(spec.archive_url, archive, what=spec.display, verbose=verbose)
@@ -184,13 +196,13 @@ def _fetch_and_extract(
         if target.is_symlink() or (target.exists() and not target.is_dir()):
             target.unlink()  # planted in the snapshot's place: replaced by the real one below
         if force_reload or not target.is_dir():
-            staging = Path(tempfile.mkdtemp(dir=folder, prefix=".tmp-extract-"))
+            staging = Path(tempfile.mkdtemp(dir=folder, prefix=f".tmp-{tag}-extract-"))
             extract_archive(archive, staging, max_bytes=max_bytes, label=spec.display)
             if not (staging / "hubconf.py").is_file():
                 raise HubError(f"{spec.display}: the archive has no hubconf.py at its top level")
             if target.exists():
                 # Swap the fresh copy in, then drop the old one.
-                old = folder / f".tmp-old-{commit}"
+                old = folder / f".tmp-{tag}-old-{commit}"
                 os.rename(target, old)
                 os.rename(staging, target)
                 shutil.rmtree(old, ignore_errors=True)

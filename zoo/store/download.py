@@ -1,8 +1,9 @@
 """`zoo.download`: fetch a URL into a verified local file.
 
-The file is streamed to `<name>.part` beside the target and hashed on the way. A dropped connection is
-resumed with an HTTP Range request (also by a later process that finds the `.part` file), with `If-Range` and
-the first answer's validator (ETag or Last-Modified, kept in `<name>.resume.part`), so bytes of two versions of
+The file is streamed to a part file of this writer's own beside the target (`<name>.<host>.<pid>.<random>.part`)
+and hashed on the way. A dropped connection is resumed with an HTTP Range request (also by a later process,
+which takes over the part of a writer that is gone by an atomic rename), with `If-Range` and the first
+answer's validator (ETag or Last-Modified, kept in `<part name>.resume.part`), so bytes of two versions of
 a file are never spliced; connection errors, timeouts and 5xx answers are retried with exponential backoff
 (said on a terminal), a refused connection, an unknown host, a header value that cannot be sent or an
 answer http.client cannot read fails at once; a stall rule (fewer than STALL_BYTES in STALL_WINDOW seconds),
@@ -10,7 +11,10 @@ a limit on each answer's status line and headers (HEADER_TIMEOUT) and an overall
 (`ZOO_DOWNLOAD_TIMEOUT`, which also ends a read blocked on a trickle) end a server that trickles; only a
 complete file whose hash matches is renamed into place, and until then a file already at the target is kept.
 A lock per target (`store.locks.lock_for`: beside it in the zoo home, in `$ZOO_HOME/locks/` elsewhere) makes
-concurrent processes (torchrun ranks) download once: the others wait, then find the finished file.
+concurrent processes (torchrun ranks) download once: the others wait, then find the finished file. The lock
+only saves work: correctness does not rest on it (file systems whose locks are not coherent across machines),
+since no two writers share a part, a file is installed by one atomic rename only once its hash matches, and it
+is remembered as verified only if the target is still the file that was renamed there.
 Nothing is written through a link planted in the cache: the part file is opened with O_NOFOLLOW (and created
 with O_EXCL), everything else is written by rename. No message shows a URL's credentials or query.
 """
@@ -39,7 +43,7 @@ from urllib.request import url2pathname
 from .._common import redact, same_origin, show_url, write_text_atomic
 from .._version import __version__
 from ..errors import DownloadError, IntegrityError, StorageError
-from . import integrity, locks, paths, small_files
+from . import integrity, locks, owners, paths, small_files
 
 if TYPE_CHECKING:
     import requests
@@ -231,21 +235,82 @@ def _checked_headers(url: str, headers: dict[str, str]) -> dict[str, str]:
     return headers
 
 
-class _Partial:
-    """The `.part` file, the running hash of the bytes it holds, and the validator of the file they belong to.
+_PART_NAME = re.compile(r"\.(?P<tag>[A-Za-z0-9_.-]+)\.part")
+_writing: set[str] = set()  # the part files this process is writing now
+_writing_lock = threading.Lock()
 
-    It is only ever opened without following a link (a link planted at its name is removed, not written
-    through) and created with O_EXCL, so nothing outside the folder is written.
+
+class _Partial:
+    """This writer's own part file, the running hash of the bytes it holds, and the validator of their file.
+
+    Every writer has a part of its own, `<name>.<host>.<pid>.<random>.part`, created with O_EXCL and opened
+    without following a link: on a file system whose locks are not coherent across machines (NFS, GPFS,
+    Lustre), two writers never append to one file. A part left by a writer that is gone (a pid no longer
+    alive on this host; on another host, or a part of an older zoo, one not written for ZOO_PART_STALE
+    seconds) is taken over by an atomic rename, so one taker only resumes it.
     """
 
     def __init__(self, target: Path) -> None:
-        self.path = target.with_name(target.name + ".part")
-        self.meta_path = target.with_name(target.name + ".resume.part")
+        self.target = target
+        own = f"{target.name}.{owners.new_tag()}.part"
+        self.path = target.with_name(own)
+        self.meta_path = _meta_of(self.path)
         self.hash = hashlib.sha256()
         self.offset = 0
         self.resumed = False
         self.validator: dict[str, str] = {}
-        self._pick_up()
+        with _writing_lock:
+            _writing.add(str(self.path))
+        self._take_over()
+
+    def close(self) -> None:
+        """This process no longer writes the part (it stays, for a later writer to take over)."""
+        with _writing_lock:
+            _writing.discard(str(self.path))
+
+    def _abandoned(self) -> list[Path]:
+        """Parts of the same target whose writer is gone, the fullest first."""
+        folder, name = self.target.parent, self.target.name
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            return []
+        owners.stale_seconds()  # a bad ZOO_PART_STALE is one clear error even when nothing is left over
+        found = []
+        for entry in names:
+            rest = entry[len(name) :]
+            tagged = _PART_NAME.fullmatch(rest)
+            if not entry.startswith(name) or (rest != ".part" and tagged is None):
+                continue
+            path = folder / entry
+            if path == self.path:
+                continue
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if (
+                tagged is None
+            ):  # `<name>.part` of a zoo before private parts, which wrote it under the lock held now
+                abandoned = True
+            else:
+                with _writing_lock:
+                    busy = str(path) in _writing  # this process's own parts: abandoned unless being written
+                abandoned = owners.gone(tagged["tag"], st.st_mtime, busy=busy)
+            if abandoned:
+                found.append((st.st_size, path))
+        return [p for _, p in sorted(found, key=lambda f: -f[0])]
+
+    def _take_over(self) -> None:
+        for path in self._abandoned():
+            try:
+                os.rename(path, self.path)  # atomic: of two writers, one takes it and the other finds it gone
+            except OSError:
+                continue
+            with contextlib.suppress(OSError):
+                os.rename(_meta_of(path), self.meta_path)
+            self._pick_up()
+            return
 
     def _pick_up(self) -> None:
         # Left by a dropped transfer or a killed process: hash what it holds, and learn which file it is of.
@@ -348,6 +413,11 @@ class _Partial:
             view = view[n:]
 
 
+def _meta_of(part: Path) -> Path:
+    """`<name>.resume.part` beside the part `<name>.part`: the validator of the file its bytes are of."""
+    return part.with_name(part.name[: -len(".part")] + ".resume.part")
+
+
 def _validator(resp: requests.Response) -> dict[str, str]:
     found = {"etag": resp.headers.get("ETag", ""), "last_modified": resp.headers.get("Last-Modified", "")}
     found = {k: v.strip()[:1024] for k, v in found.items()}
@@ -381,13 +451,19 @@ class _Job:
         self.part = _Partial(target)
 
     def run(self) -> Path:
+        try:
+            return self._run()
+        finally:
+            self.part.close()
+
+    def _run(self) -> Path:
         part = self.part
         fresh_retry = part.resumed  # bytes from an earlier transfer may belong to an older file: one retry
         with _session() as session:
             while True:
                 self.transfer(session)
                 actual = part.hash.hexdigest()
-                if integrity.matches(self.sha256, actual):
+                if integrity.matches(self.sha256, actual) and self._unchanged():
                     break
                 part.reset()
                 if not fresh_retry:
@@ -398,11 +474,24 @@ class _Job:
                 fresh_retry = False
         part.drop_meta()
         try:
+            installed = os.lstat(part.path)
             os.replace(part.path, self.target)  # replaces a link at the target; never writes through it
         except OSError as e:
             raise paths.cannot_write(self.target, e, doing="move the finished download to") from None
-        integrity.remember(self.target, actual)
+        # Remembered as verified only if the target is still the file renamed there: without coherent locks,
+        # another writer may have renamed its own (equally verified) copy over it since.
+        with contextlib.suppress(OSError):
+            now = os.lstat(self.target)
+            if (now.st_dev, now.st_ino) == (installed.st_dev, installed.st_ino):
+                integrity.remember(self.target, actual)
         return self.target
+
+    def _unchanged(self) -> bool:
+        """Whether the part holds exactly the bytes hashed (a writer that was taken for gone may still append)."""
+        try:
+            return os.lstat(self.part.path).st_size == self.part.offset
+        except OSError:
+            return False
 
     def transfer(self, session: requests.Session) -> None:
         if not is_remote(self.url):

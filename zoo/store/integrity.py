@@ -162,13 +162,21 @@ def check(path: str | os.PathLike, expected: str | None, *, what: str) -> str:
     return actual
 
 
+USED_EVERY = 60.0  # seconds: "last used" is kept to the minute, which is all pruning needs
+
+
 def mark_used(path: str | os.PathLike) -> None:
     """Set `path`'s atime to now (its "last used", for `zoo cache ls` and pruning), keeping what is remembered
     about it valid: the utime moves the file's ctime, which is part of the stamp, so a file known before is
-    re-stamped (not re-hashed) after. A read-only cache is left as it is."""
+    re-stamped (not re-hashed) after. A read-only cache is left as it is. A file used in the last
+    USED_EVERY seconds is left as it is too: 64 ranks loading one file at once would otherwise each move its
+    ctime, and each move makes the record look stale to the others for a moment (a needless hash each)."""
     path = Path(path).absolute()
     try:
-        before = _stamp(path.stat())
+        st = path.stat()
+        if time.time() - st.st_atime < USED_EVERY:
+            return
+        before = _stamp(st)
         known = known_digest(path)
         os.utime(path, ns=(time.time_ns(), before[1]))
         after = _stamp(path.stat())

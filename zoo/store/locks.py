@@ -12,12 +12,14 @@ keep its own marker in the lock file on file systems without flock.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import math
 import os
 import socket
 import sys
+import warnings
 from pathlib import Path
 from types import TracebackType
 
@@ -29,6 +31,7 @@ from . import paths, small_files
 
 TIMEOUT_ENV = "ZOO_LOCK_TIMEOUT"
 POLL = 0.05  # seconds between attempts while waiting (filelock's default)
+STILL_WAITING = 30.0  # seconds between "still waiting" lines on a terminal
 _OWNER_MAX = 4096  # bytes read from an owner sidecar; more is not ours
 
 
@@ -82,6 +85,7 @@ class ZooLock:
             lock_timeout()  # a bad ZOO_LOCK_TIMEOUT is one LockError when the lock is made
         self._lock = FileLock(str(self.path))
         self._depth = 0
+        self._unlocked = False
 
     @property
     def is_locked(self) -> bool:
@@ -108,11 +112,23 @@ class ZooLock:
                 print(
                     f"zoo: waiting for {self.what}, {self._holder()} ({until})", file=sys.stderr, flush=True
                 )
-            if not self._try(-1 if limit is None else limit):
-                raise LockError(
-                    f"timed out after {limit:g} s waiting for {self.what} ({self.path}), {self._holder()}; "
-                    f"wait for it to finish, or raise {TIMEOUT_ENV}"
-                )
+            waited = 0.0
+            while True:
+                step = STILL_WAITING if limit is None else min(STILL_WAITING, limit - waited)
+                if self._try(step):
+                    break
+                waited += step
+                if limit is not None and waited >= limit:
+                    raise LockError(
+                        f"timed out after {limit:g} s waiting for {self.what} ({self.path}), {self._holder()}; "
+                        f"wait for it to finish, or raise {TIMEOUT_ENV}"
+                    )
+                if show:  # a wait that says nothing looks like a hang
+                    print(
+                        f"zoo: still waiting for {self.what}, {self._holder()} ({waited:.0f} s)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
         self._depth = 1
         self._write_owner()
         return self
@@ -127,6 +143,9 @@ class ZooLock:
         if read_owner(self.path) == _me():
             with contextlib.suppress(OSError):
                 owner_path(self.path).unlink()
+        if self._unlocked:  # the file system has no locks: nothing was taken
+            self._unlocked = False
+            return
         self._lock.release()
 
     def __enter__(self) -> ZooLock:
@@ -143,6 +162,12 @@ class ZooLock:
         except Timeout:
             return False
         except OSError as e:
+            if e.errno in _NO_LOCKS:
+                # NFS mounted `nolock`, some FUSE file systems: zoo's writes stay correct without the lock
+                # (private part files, atomic renames); two processes may only do the same work twice.
+                _warn_no_locks(self.path)
+                self._unlocked = True
+                return True
             raise _cannot_create(self.path, e) from None
         return True
 
@@ -163,6 +188,22 @@ class ZooLock:
         pid, host = _me()
         with contextlib.suppress(OSError):  # who holds it is for messages only; a read-only folder skips it
             write_text_atomic(owner_path(self.path), json.dumps({"pid": pid, "host": host}))
+
+
+_NO_LOCKS = {errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP}
+_warned_folders: set[str] = set()
+
+
+def _warn_no_locks(path: Path) -> None:
+    folder = str(path.parent)
+    if folder in _warned_folders:
+        return
+    _warned_folders.add(folder)
+    warnings.warn(
+        f"the file system of {folder} does not support locks: zoo goes on without them (its files stay "
+        "correct; processes sharing this folder may download the same file more than once)",
+        stacklevel=4,
+    )
 
 
 def _me() -> tuple[int, str]:

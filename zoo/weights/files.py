@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -85,7 +86,6 @@ def verified_file(w: Weights, *, progress: bool | None = None, offline: bool | N
     zoo_copy = paths.weights_dir() / w.file_name
     for path in candidates(w):
         if path.is_file() and _usable(path, expected, w.key, tried):
-            touch(path)
             return path
     if w.parts:
         pieces = [verified_file(p, progress=progress, offline=offline) for p in w.parts]
@@ -134,7 +134,7 @@ def _join(w: Weights, pieces: list[Path], expected: str | None) -> Path:
     paths.make_dirs(target.parent)
     with lock_for(target):
         tried: list[str] = []
-        if target.is_file() and _usable(target, expected, w.key, tried):
+        if target.is_file() and _usable(target, expected, w.key, tried, locked=True):
             return target  # another process joined it meanwhile
         digest = hashlib.sha256()
         temporary = None
@@ -172,10 +172,32 @@ def _join(w: Weights, pieces: list[Path], expected: str | None) -> Path:
     return target
 
 
-def _usable(path: Path, expected: str | None, what: str, tried: list[str]) -> bool:
-    """Whether the local file `path` has the `expected` sha256; a bad zoo-cache copy is deleted."""
+@contextlib.contextmanager
+def _hashing(path: Path, locked: bool) -> Iterator[None]:
+    """Hold the lock of a zoo-cache file whose digest is not remembered while it is hashed: of many processes
+    (torchrun ranks) that find it so, one hashes it and the others then find the record. A lock that cannot
+    be taken (a read-only cache) only costs the others a hash of their own."""
+    lock = None
+    if not locked and path.parent == paths.weights_dir() and integrity.known_digest(path) is None:
+        lock = lock_for(path)
+        try:
+            lock.acquire()
+        except (OSError, ZooError):
+            lock = None
     try:
-        integrity.check(path, expected, what=what)
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _usable(path: Path, expected: str | None, what: str, tried: list[str], *, locked: bool = False) -> bool:
+    """Whether the local file `path` has the `expected` sha256 (then marked used); a bad zoo-cache copy is
+    deleted. `locked`: the caller holds the file's lock already."""
+    try:
+        with _hashing(path, locked):
+            integrity.check(path, expected, what=what)
+            touch(path)
         return True
     except IntegrityError as e:
         reason = redact(_after_colon(e))
@@ -184,9 +206,10 @@ def _usable(path: Path, expected: str | None, what: str, tried: list[str]) -> bo
         return False
     # The check may have gone by a remembered digest: judge by a fresh hash before deleting or passing over.
     own = path.parent == paths.weights_dir()
-    fresh = _rehash_or_discard(path, expected, delete=own)
+    fresh = _rehash_or_discard(path, expected, delete=own, locked=locked)
     if fresh is not None and integrity.matches(expected, fresh):
         integrity.warn_if_partial(what, expected)
+        touch(path)
         return True
     tried.append(reason)
     return False
@@ -203,14 +226,18 @@ def discard_if_bad(path: Path, expected: str | None) -> bool:
     return _rehash_or_discard(path, expected, delete=True) is None and not path.is_file()
 
 
-def _rehash_or_discard(path: Path, expected: str | None, *, delete: bool) -> str | None:
-    """The fresh sha256 of `path`, or None when the file is gone (deleted here for being bad, or vanished)."""
-    lock = lock_for(path) if delete else None
+def _rehash_or_discard(path: Path, expected: str | None, *, delete: bool, locked: bool = False) -> str | None:
+    """The fresh sha256 of `path`, or None when the file is gone (deleted here for being bad, or vanished).
+
+    Deleted only under the file's lock: taken here, or already held by the caller (`locked`; taking it
+    again through another lock object would wait for itself)."""
+    lock = lock_for(path) if delete and not locked else None
     if lock is not None:
         try:
             lock.acquire()
         except (OSError, ZooError):  # a read-only cache (or a lock held too long): judged, but kept
             lock = None
+    may_delete = lock is not None or (delete and locked)
     try:
         if not path.is_file():
             return None
@@ -218,7 +245,7 @@ def _rehash_or_discard(path: Path, expected: str | None, *, delete: bool) -> str
             actual = integrity.digest(path, rehash=True)
         except OSError:
             return None
-        if lock is not None and not integrity.matches(expected, actual):
+        if may_delete and not integrity.matches(expected, actual):
             integrity.forget(path)
             with contextlib.suppress(OSError):  # cannot delete (read-only): it is still never used
                 path.unlink()
