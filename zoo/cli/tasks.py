@@ -60,10 +60,75 @@ def _report(errors: list[ImageError]) -> None:
         print(f"zoo: error: {show_text(str(e))}", file=sys.stderr)
 
 
+def classify_to_file(args: argparse.Namespace) -> int:
+    """`zoo classify ... -o preds.jsonl`: sharded over torchrun's ranks, resumable, merged by rank 0."""
+    from .. import distributed
+    from ..tasks import Classifier
+    from ..tasks.images import find_images, show_text
+    from ..tasks.predictions import Job, output_format
+
+    output_format(Path(args.output))  # a bad suffix is refused before any work
+    distributed.init_for_command()
+    w = distributed.world()
+    lead = w.rank == 0
+    device = distributed.device() if w.is_distributed and args.device == "auto" else args.device
+    paths, missing = find_images(args.inputs)
+    if lead and not args.json:
+        _report(missing)
+    settings = {
+        "model": args.model,
+        "weights": str(args.weights),
+        "topk": args.topk,
+        "precision": args.precision,
+        "categories": args.categories,
+    }
+    job = Job(args.output, paths, args.batch_size, settings)
+    if lead:
+        job.prepare(restart=args.restart, leader=True)
+    distributed.barrier()
+    if not lead:
+        job.prepare(restart=False, leader=False)
+    with distributed.leader_first():  # one download per cache; the others read it
+        classifier = Classifier(
+            args.model,
+            _weights(args.weights),
+            device=device,
+            precision=args.precision,
+            categories=args.categories,
+        )
+
+    def progress(done: int, total: int) -> None:
+        if lead and not args.json and sys.stderr.isatty():
+            print(f"\rzoo: {done}/{total} units of rank 0", end="", file=sys.stderr, flush=True)
+
+    job.run(
+        lambda chunk: classifier.run(chunk, topk=args.topk, batch_size=args.batch_size),
+        w.rank,
+        w.world_size,
+        progress=progress,
+    )
+    distributed.barrier()
+    if not lead:
+        return 0
+    summary = job.merge()
+    summary = {"output": str(args.output), **summary, "missing_inputs": len(missing)}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(
+            f"wrote {summary['images']} records to {show_text(args.output)} ({summary['errors']} unreadable images, "
+            f"{w.world_size} process{'es' if w.world_size > 1 else ''})"
+        )
+    failed = summary["errors"] and args.fail_on_error
+    return 1 if failed or missing else 0
+
+
 def cmd_classify(args: argparse.Namespace) -> int:
     from ..tasks import Classifier  # torch and torchvision load only for the commands that need them
     from ..tasks.images import find_images, show_path, show_text
 
+    if args.output is not None:
+        return classify_to_file(args)
     paths, errors = find_images(args.inputs)
     if not args.json:
         _report(errors)
@@ -331,6 +396,16 @@ def register(sub: Subcommands) -> None:
     p.add_argument("--topk", type=positive, default=5)
     p.add_argument("--batch-size", type=positive, default=32)
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="write one record per image to FILE (.jsonl or .csv): the same under torchrun, resumable",
+    )
+    p.add_argument("--restart", action="store_true", help="with -o: drop a run of other inputs or settings")
+    p.add_argument(
+        "--fail-on-error", action="store_true", help="with -o: exit 1 if any image could not be read"
+    )
 
     p = add("translate", cmd_translate, "translate images with the CycleGAN (horse to zebra)")
     p.add_argument("inputs", nargs="+", metavar="IMAGE|DIR")

@@ -1,0 +1,130 @@
+"""`zoo classify -o preds.jsonl|csv`: one record per image, resumable, the same file under torchrun."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO_ROOT, photo
+
+from zoo.cli import main
+from zoo.tasks.predictions import Job
+
+
+@pytest.fixture
+def pics(tmp_path):
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    for i in range(5):
+        photo(40 + i, 30, seed=i).save(folder / f"p{i}.png")
+    (folder / "p5.png").write_bytes(b"not an image")
+    return folder
+
+
+def classify(pics, out, *extra):
+    return main(
+        [
+            "classify",
+            str(pics),
+            "--weights",
+            "resnet18.test",
+            "--batch-size",
+            "2",
+            "--topk",
+            "2",
+            "-o",
+            str(out),
+            *extra,
+        ]
+    )
+
+
+def records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_every_image_gets_one_record_in_order_and_an_unreadable_one_is_a_record(
+    favouring, pics, tmp_path, capsys
+):
+    out = tmp_path / "preds.jsonl"
+    assert classify(pics, out) == 0
+    got = records(out)
+    assert [r["index"] for r in got] == list(range(6))
+    assert [Path(r["path"]).name for r in got] == [f"p{i}.png" for i in range(6)]
+    assert all(r["predictions"][0]["label"] == "golden retriever" for r in got[:5])
+    assert "p5.png" in got[5]["error"] and "predictions" not in got[5]
+    assert "wrote 6 records" in capsys.readouterr().out
+    assert not (tmp_path / "preds.jsonl.parts").exists()  # merged, then dropped
+    assert classify(pics, tmp_path / "again.jsonl", "--fail-on-error") == 1
+
+
+def test_csv_has_a_column_pair_per_rank_of_the_topk(favouring, pics, tmp_path):
+    out = tmp_path / "preds.csv"
+    assert classify(pics, out) == 0
+    rows = list(csv.reader(out.open()))
+    assert rows[0] == ["index", "path", "label1", "percent1", "label2", "percent2", "error"]
+    assert rows[1][2] == "golden retriever" and rows[6][2] == "" and "p5.png" in rows[6][6]
+
+
+def test_a_restart_skips_finished_units_and_ignores_a_torn_line(favouring, pics, tmp_path):
+    out = tmp_path / "preds.jsonl"
+    assert classify(pics, tmp_path / "whole.jsonl") == 0
+    whole = records(tmp_path / "whole.jsonl")
+    # As a crash would leave it: unit 1 done (marked so it can be told from a recomputed one), a torn line.
+    paths = sorted(pics.iterdir())
+    settings = {"model": None, "weights": "resnet18.test", "topk": 2, "precision": "fp32", "categories": None}
+    job = Job(out, paths, 2, settings)
+    job.prepare(restart=False, leader=True)
+    marked = [{**r, "path": r["path"] + " (from the part)"} for r in whole[2:4]]
+    part = job.parts / "rank-0.jsonl"
+    part.write_text(json.dumps({"unit": 1, "records": marked}) + "\n" + '{"unit": 2, "records": [{"ind')
+    assert classify(pics, out) == 0
+    got = records(out)
+    assert got[2:4] == marked  # skipped, taken from the part
+    assert got[:2] == whole[:2] and got[4:] == whole[4:]  # the torn unit was done again
+
+
+def test_a_run_of_other_settings_is_refused_unless_restart(favouring, pics, tmp_path, capsys):
+    out = tmp_path / "preds.jsonl"
+    job = Job(out, sorted(pics.iterdir()), 2, {"topk": 9})
+    job.prepare(restart=False, leader=True)
+    assert classify(pics, out) == 1
+    assert "pass --restart" in capsys.readouterr().err
+    assert classify(pics, out, "--restart") == 0 and len(records(out)) == 6
+
+
+def test_a_bad_output_suffix_is_refused_before_any_work(pics, tmp_path, capsys):
+    assert main(["classify", str(pics), "-o", str(tmp_path / "preds.txt")]) == 1
+    assert ".jsonl or .csv" in capsys.readouterr().err
+
+
+def test_two_ranks_under_torchrun_write_the_single_process_file(favouring, pics, tmp_path):
+    assert classify(pics, tmp_path / "one.jsonl") == 0
+    torchrun = Path(sys.executable).with_name("torchrun")
+    command = [
+        str(torchrun),
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "zoo",
+        "classify",
+        str(pics),
+        "--weights",
+        "resnet18.test",
+        "--batch-size",
+        "2",
+        "--topk",
+        "2",
+        "-o",
+        str(tmp_path / "two.jsonl"),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "two.jsonl").read_bytes() == (tmp_path / "one.jsonl").read_bytes()
+    assert done.stdout.count("wrote 6 records") == 1  # rank 0 only
