@@ -166,6 +166,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
+    from .. import distributed
     from ..tasks import Translator
     from ..tasks.images import find_images, show_path, show_text
     from ..tasks.outputs import (
@@ -198,13 +199,23 @@ def cmd_translate(args: argparse.Namespace) -> int:
     else:
         check_output_dir(out)
     written: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    # Under torchrun the images are dealt round-robin over the ranks (one output file each, nothing to merge).
+    sharded = distributed.init_for_command() and not single_file
+    w = distributed.world() if sharded else distributed.World()
+    device = distributed.device() if sharded and args.device == "auto" else args.device
     if paths:
-        translator = Translator(args.model, _weights(args.weights), device=args.device, size=args.size)
+        with distributed.leader_first():  # one download per cache
+            translator = Translator(args.model, _weights(args.weights), device=device, size=args.size)
         if single_file:
             make_output_dir(out.parent)
         else:
             make_output_dir(out)
-        for path, target in zip(paths, _targets(out, paths, single_file), strict=True):
+        pairs = list(zip(paths, _targets(out, paths, single_file), strict=True))[w.rank :: w.world_size]
+        for path, target in pairs:
+            if args.skip_existing and target.is_file() and not is_one_of(target, inputs):
+                skipped.append(show_path(target))  # done by an earlier run (a torchrun restart)
+                continue
             try:
                 if is_one_of(target, inputs):  # pics/x.png translated into pics/: never over an input
                     raise ImageError(
@@ -232,8 +243,11 @@ def cmd_translate(args: argparse.Namespace) -> int:
                 print(f"{show_text(path)} -> {show_text(target)} ({image.width}x{image.height})")
     if not args.json:
         _report(errors)
+        if skipped and w.rank == 0:
+            print(f"skipped {len(skipped)} images whose output exists (--skip-existing)")
     else:
-        print(json.dumps({"results": written, "errors": [str(e) for e in errors]}, indent=2))
+        report = {"results": written, "errors": [str(e) for e in errors]}
+        print(json.dumps({**report, "skipped": skipped} if args.skip_existing else report, indent=2))
     return 1 if errors else 0
 
 
@@ -262,7 +276,35 @@ def _targets(out: Path, paths: list[Path], single_file: bool) -> list[Path]:
     return targets
 
 
+def _generate_sharded(args: argparse.Namespace) -> tuple[Any, int]:
+    """The grid's units dealt round-robin over torchrun's ranks, gathered on rank 0: the same images as one
+    process makes from the same seed (a seed is drawn on rank 0 and shared when none is given)."""
+    import torch.distributed as dist
+
+    from .. import distributed
+    from ..tasks.generation import generate, units_of
+
+    w = distributed.world()
+    seed = [args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")]
+    dist.broadcast_object_list(seed, src=0)
+    device = distributed.device() if args.device == "auto" else args.device
+    mine = range(w.rank, units_of(args.n), w.world_size)
+    with distributed.leader_first():  # one download per cache
+        done = generate(
+            args.n, model=args.model, weights=_weights(args.weights), device=device, seed=seed[0], units=mine
+        )
+    gathered: list[Any] = [None] * w.world_size
+    dist.all_gather_object(gathered, done)
+    if w.rank != 0:
+        return None, seed[0]
+    import torch
+
+    units = {u: images for part in gathered for u, images in part.items()}
+    return torch.cat([units[u] for u in range(units_of(args.n))]), seed[0]
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
+    from .. import distributed
     from ..tasks import generate, save_grid
     from ..tasks.images import show_path, show_text
     from ..tasks.outputs import check_output_dir, make_output_dir, refuse_existing
@@ -274,12 +316,18 @@ def cmd_generate(args: argparse.Namespace) -> int:
         )
     refuse_existing(out, args.overwrite, "-o")  # before the model loads: a refusal costs nothing
     check_output_dir(out.parent)
-    images = generate(
-        args.n, model=args.model, weights=_weights(args.weights), device=args.device, seed=args.seed
-    )
+    if distributed.init_for_command():
+        images, seed = _generate_sharded(args)
+        if images is None:
+            return 0  # not rank 0: rank 0 saves the grid
+    else:
+        seed = args.seed
+        images = generate(
+            args.n, model=args.model, weights=_weights(args.weights), device=args.device, seed=seed
+        )
     make_output_dir(out.parent)
     save_grid(images, out, nrow=args.nrow, overwrite=args.overwrite)
-    info = {"output": show_path(out), "n": args.n, "image_size": list(images.shape[1:]), "seed": args.seed}
+    info = {"output": show_path(out), "n": args.n, "image_size": list(images.shape[1:]), "seed": seed}
     print(json.dumps(info, indent=2) if args.json else f"wrote {args.n} images to {show_text(out)}")
     return 0
 
@@ -423,6 +471,11 @@ def register(sub: Subcommands) -> None:
         action="store_true",
         help="replace output files that already exist (an input is never replaced; -o may not be an "
         "input file or folder)",
+    )
+    p.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="leave images whose output exists (resuming a run, e.g. after a torchrun restart)",
     )
 
     p = add("caption", cmd_caption, "describe images in words with the book's NeuralTalk2 captioner")

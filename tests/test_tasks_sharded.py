@@ -1,4 +1,4 @@
-"""`zoo classify -o preds.jsonl|csv`: one record per image, resumable, the same file under torchrun."""
+"""`zoo classify -o` and `zoo generate`: one record per image, resumable, and the same output from one process or two under torchrun."""
 
 from __future__ import annotations
 
@@ -128,3 +128,50 @@ def test_two_ranks_under_torchrun_write_the_single_process_file(favouring, pics,
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "two.jsonl").read_bytes() == (tmp_path / "one.jsonl").read_bytes()
     assert done.stdout.count("wrote 6 records") == 1  # rank 0 only
+
+
+def test_two_ranks_generate_the_single_process_grid(tmp_path):
+    from conftest import REPO_ROOT as root
+
+    assert (
+        main(["generate", "-n", "40", "--weights", "digits", "--seed", "7", "-o", str(tmp_path / "one.png")])
+        == 0
+    )
+    torchrun = Path(sys.executable).with_name("torchrun")
+    command = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "zoo", "generate", "-n", "40"]
+    command += ["--weights", "digits", "--seed", "7", "-o", str(tmp_path / "two.png")]
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "two.png").read_bytes() == (tmp_path / "one.png").read_bytes()
+
+
+def test_two_ranks_translate_a_folder_as_one_process_does_and_skip_existing_resumes(tmp_path, capsys):
+    import torch
+
+    import zoo
+
+    torch.save(zoo.get_model("cyclegan", weights=None).state_dict(), tmp_path / "g.pth")
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    for i in range(3):
+        photo(40, 30 + i, seed=i).save(pics / f"h{i}.png")
+    common = ["--weights", str(tmp_path / "g.pth"), "--size", "32"]
+    assert main(["translate", str(pics), "-o", str(tmp_path / "one"), *common]) == 0
+    torchrun = Path(sys.executable).with_name("torchrun")
+    command = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "zoo", "translate", str(pics)]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [*command, "-o", str(tmp_path / "two"), *common], env=env, capture_output=True, text=True, timeout=180
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    names = sorted(p.name for p in (tmp_path / "one").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "two").iterdir()) and len(names) == 3
+    for name in names:
+        assert (tmp_path / "two" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
+    (tmp_path / "two" / names[1]).unlink()  # as a run cut short leaves it
+    capsys.readouterr()
+    assert main(["translate", str(pics), "-o", str(tmp_path / "two"), *common, "--skip-existing"]) == 0
+    out = capsys.readouterr().out
+    assert "skipped 2 images" in out and names[1] in out
+    assert (tmp_path / "two" / names[1]).read_bytes() == (tmp_path / "one" / names[1]).read_bytes()
