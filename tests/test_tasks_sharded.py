@@ -175,3 +175,43 @@ def test_two_ranks_translate_a_folder_as_one_process_does_and_skip_existing_resu
     out = capsys.readouterr().out
     assert "skipped 2 images" in out and names[1] in out
     assert (tmp_path / "two" / names[1]).read_bytes() == (tmp_path / "one" / names[1]).read_bytes()
+
+
+def test_ddp_finetune_on_two_ranks_matches_one_process(tmp_path):
+    from safetensors.torch import load_file
+
+    data = tmp_path / "data"
+    for c, name in enumerate(["cats", "dogs"]):
+        (data / name).mkdir(parents=True)
+        for i in range(8):
+            photo(40, 36, seed=10 * c + i).save(data / name / f"{i}.png")
+    common = ["finetune", str(data), "--model", "resnet18", "--weights", "none", "--freeze-backbone"]
+    common += ["--epochs", "2", "--batch-size", "4", "--val-fraction", "0.25", "--image-size", "32"]
+    common += ["--workers", "0", "--device", "cpu"]
+    assert main([*common, "-o", str(tmp_path / "one")]) == 0
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
+    command = [
+        str(torchrun),
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "zoo",
+        *common,
+        "-o",
+        str(tmp_path / "two"),
+    ]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("Epoch 2/2") == 1  # rank 0 speaks for both
+    one, two = (
+        load_file(tmp_path / "one" / "model.safetensors"),
+        load_file(tmp_path / "two" / "model.safetensors"),
+    )
+    assert one.keys() == two.keys()
+    for key in ("fc.weight", "fc.bias"):
+        assert (one[key] - two[key]).abs().max().item() < 1e-5, key
+    assert not (one["fc.weight"] == 0).all()
+    cards = [json.loads((tmp_path / d / "model.json").read_text())["metrics"] for d in ("one", "two")]
+    assert cards[0]["val_acc"] == cards[1]["val_acc"]
+    assert abs(cards[0]["train_loss"] - cards[1]["train_loss"]) < 1e-5

@@ -390,8 +390,13 @@ def cmd_caption(args: argparse.Namespace) -> int:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
+    from .. import distributed
     from ..tasks import finetune
     from ..tasks.images import show_text
+
+    # Under torchrun: DistributedDataParallel over the ranks (gloo on CPU, nccl with CUDA), rank 0 writes.
+    sharded = distributed.init_for_command()
+    device = distributed.device() if sharded and args.device == "auto" else args.device
 
     # Log lines name class folders and files: escaped for the terminal (the card keeps the real names).
     stream = sys.stderr if args.json else sys.stdout
@@ -407,13 +412,13 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         val_fraction=args.val_fraction,
         image_size=args.image_size,
-        device=args.device,
+        device=device,
         seed=args.seed,
         workers=args.workers,
         overwrite=args.overwrite,
         log=log,
     )
-    if args.json:
+    if args.json and distributed.world().rank == 0:
         print(json.dumps(card, indent=2))
     return 0
 
