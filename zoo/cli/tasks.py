@@ -416,6 +416,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         seed=args.seed,
         workers=args.workers,
         overwrite=args.overwrite,
+        resume=args.resume,
         log=log,
     )
     if args.json and distributed.world().rank == 0:
@@ -552,5 +553,10 @@ def register(sub: Subcommands) -> None:
     p.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace model.safetensors and model.json in -o if they exist from an earlier run",
+        help="replace model.safetensors, model.json and checkpoint.pt in -o if they exist from an earlier run",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on from -o's checkpoint.pt (after a crash or a torchrun restart, or to train more epochs)",
     )

@@ -37,7 +37,8 @@ from .images import IMAGE_SUFFIXES, open_image, prepare_error, show_path
 from .outputs import check_output_dir, file_ids, is_one_of, make_output_dir, refuse_existing, write_atomic
 
 # The files a run writes into its output folder (replaced only with overwrite=True).
-OUTPUT_FILES = ("model.safetensors", "model.json")
+OUTPUT_FILES = ("model.safetensors", "model.json", "checkpoint.pt")
+CHECKPOINT = "checkpoint.pt"  # the last epoch's weights, optimizer and history, for `resume`
 # A crop side beyond any classifier's training size; a typo like 22400 would otherwise allocate gigabytes.
 MAX_IMAGE_SIZE = 2048
 
@@ -151,6 +152,7 @@ def finetune(
     workers: int | None = None,
     progress: bool | None = None,
     overwrite: bool = False,
+    resume: bool = False,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Fine-tune `model` on the ImageFolder `data_dir` (one sub-folder per class) and save the best epoch.
@@ -166,6 +168,11 @@ def finetune(
     InvalidArgumentError. Existing `model.safetensors`/`model.json` in `out_dir` are kept (an error) unless
     `overwrite`; both are written atomically. Class folder names that are not UTF-8 are recorded with
     `\\xNN` escapes.
+
+    After each epoch `out_dir/checkpoint.pt` holds the weights, optimizer state and history; `resume` goes on
+    from it (after a crash or a torchrun restart, or to train more epochs) and gives the weights an
+    uninterrupted run would (the order and augmentation are drawn per epoch from `seed`). Its data, model and
+    settings other than `epochs` must be the checkpoint's.
     """
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     if not data_dir.is_dir():
@@ -182,7 +189,7 @@ def finetune(
         raise InvalidArgumentError(f"workers must be at least 0, not {workers}")
     if image_size is not None and not 16 <= image_size <= MAX_IMAGE_SIZE:
         raise InvalidArgumentError(f"image_size must be from 16 to {MAX_IMAGE_SIZE} pixels, not {image_size}")
-    _check_out_dir(data_dir, out_dir, overwrite, weights)
+    _check_out_dir(data_dir, out_dir, overwrite or resume, weights)
     torch.manual_seed(seed)
     target = resolve_device(device)
     arch, start_card = choose_model(model, weights, "resnet18")
@@ -276,12 +283,25 @@ def finetune(
     if lead:
         make_output_dir(out_dir)
     best: dict[str, Any] | None = None
-    history = []
+    history: list[dict[str, Any]] = []
+    first = 1
+    identity = {**{k: v for k, v in settings.items() if k != "epochs"}, "arch": arch, "classes": classes}
+    if resume and (out_dir / CHECKPOINT).is_file():
+        saved = torch.load(out_dir / CHECKPOINT, map_location=target, weights_only=True)
+        if saved.get("identity") != identity:
+            raise InvalidArgumentError(
+                f"{show_path(out_dir / CHECKPOINT)} is of another run (data, model or settings); "
+                "resume with the same ones, or start over with --overwrite"
+            )
+        net.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        best, history, first = saved["best"], saved["history"], saved["epoch"] + 1
+        log(f"resuming after epoch {saved['epoch']}")
     log(
         f"fine-tuning {arch} on {len(classes)} classes: {len(train_idx)} training, {len(val_idx)} validation images"
         + (f", {world_size} processes" if world_size > 1 else "")
     )
-    for epoch in range(1, epochs + 1):
+    for epoch in range(first, epochs + 1):
         started = time.perf_counter()
         sampler.set_epoch(epoch)
         train_set.epoch = epoch
@@ -312,9 +332,20 @@ def finetune(
             card = _finite(_card(arch, classes, resolved, best, history, preset, settings))
             # Replaced freely once this run has written them; before that, only with overwrite.
             if lead:
-                _save(net, out_dir / "model.safetensors", card, overwrite or epoch > 1)
-                _write_json(out_dir / "model.json", card, overwrite or epoch > 1)
-    assert best is not None
+                _save(net, out_dir / "model.safetensors", card, overwrite or resume or epoch > 1)
+                _write_json(out_dir / "model.json", card, overwrite or resume or epoch > 1)
+        if lead:  # after the best: a crash between the two resumes from an epoch whose best is saved
+            state = {
+                "epoch": epoch,
+                "model": net.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "best": best,
+                "history": history,
+                "identity": identity,
+            }
+            write_atomic(out_dir / CHECKPOINT, lambda tmp, st=state: torch.save(st, tmp), overwrite=True)
+    if best is None:
+        raise InvalidArgumentError(f"{show_path(out_dir / CHECKPOINT)} has all {epochs} epochs already")
     card = _finite(_card(arch, classes, resolved, best, history, preset, settings))
     if lead:
         _write_json(out_dir / "model.json", card, True)
