@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -67,11 +68,31 @@ def test_ranks_sharing_a_cache_download_once_and_both_have_the_file(job):
     assert len(server.requests_for("/mlp-dist.pth")) == 1
 
 
-def test_node_local_caches_download_once_each(job):
-    server, run = job
-    reports = run(ZOO_TEST_SPLIT_HOMES="1")
-    assert [r["result"] for r in reports] == ["ok", "ok"]
-    assert [r["leader"] for r in reports] == [0, 1]  # each rank sees only its own probe: its own leader
+def test_two_nodes_with_local_caches_download_once_each(job, tmp_path):
+    server, _ = job
+    # Two torchrun invocations, as on two machines (--nnodes=2 on 127.0.0.1), each with a zoo home of its own
+    # and two ranks.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "nodes"
+    out.mkdir()
+    nodes = []
+    for node in range(2):
+        command = [str(TORCHRUN), "--nnodes=2", f"--node_rank={node}", "--nproc_per_node=2"]
+        command += ["--master_addr=127.0.0.1", f"--master_port={port}"]
+        command += [str(REPO_ROOT / "tests" / "distributed_job.py"), "mlp.dist", str(out)]
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
+        env["ZOO_HOME"] = str(tmp_path / f"home{node}")
+        nodes.append(
+            subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        )
+    for p in nodes:
+        _, err = p.communicate(timeout=180)
+        assert p.returncode == 0, err[-3000:]
+    reports = [json.loads((out / f"rank{r}.json").read_text()) for r in range(4)]
+    assert [r["result"] for r in reports] == ["ok"] * 4
+    assert [r["leader"] for r in reports] == [0, 0, 2, 2]  # the lowest rank of each node's home
     assert len(server.requests_for("/mlp-dist.pth")) == 2
 
 

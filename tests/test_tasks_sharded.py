@@ -215,3 +215,37 @@ def test_ddp_finetune_on_two_ranks_matches_one_process(tmp_path):
     cards = [json.loads((tmp_path / d / "model.json").read_text())["metrics"] for d in ("one", "two")]
     assert cards[0]["val_acc"] == cards[1]["val_acc"]
     assert abs(cards[0]["train_loss"] - cards[1]["train_loss"]) < 1e-5
+
+
+def test_a_torchrun_killed_mid_run_and_started_again_writes_the_single_process_file(favouring, tmp_path):
+    import signal
+    import time
+
+    pics = tmp_path / "big"
+    pics.mkdir()
+    for i in range(24):
+        photo(1600, 1200, seed=i).save(pics / f"b{i:02d}.png")  # slow to decode: time to kill mid-run
+    common = ["classify", str(pics), "--weights", "resnet18.test", "--batch-size", "2", "--topk", "2"]
+    assert main([*common, "-o", str(tmp_path / "one.jsonl")]) == 0
+    torchrun = Path(sys.executable).with_name("torchrun")
+    command = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "zoo", *common]
+    command += ["-o", str(tmp_path / "two.jsonl")]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
+    first = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    parts = tmp_path / "two.jsonl.parts"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and first.poll() is None:
+        done_units = (
+            sum(len(p.read_text().splitlines()) for p in parts.glob("rank-*.jsonl")) if parts.is_dir() else 0
+        )
+        if done_units >= 2:
+            break
+        time.sleep(0.02)
+    os.killpg(first.pid, signal.SIGKILL)  # torchrun and both ranks, with no chance to clean up
+    first.wait()
+    assert not (tmp_path / "two.jsonl").exists() and 2 <= done_units < 12  # cut short mid-run
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (tmp_path / "two.jsonl").read_bytes() == (tmp_path / "one.jsonl").read_bytes()
