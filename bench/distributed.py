@@ -3,7 +3,8 @@
 What a 2-core machine can show honestly: more ranks cannot make it faster (the ranks share the same two cores),
 so the img/s rows show the overhead of sharding at equal compute, not scaling; a bigger machine draws the
 scaling curve with `--ranks 1 2 4 8`. Also measured: start-up to the first record (process group, model build,
-one unit), and the resume scan and merge per million records (the part files a run of a million images leaves).
+one unit), a run killed halfway and started again against an uninterrupted one, and the resume scan and merge per
+million records (the part files a run of a million images leaves).
 A random resnet18 weight file stands in for real weights (no download here; the cost is the same).
 
     python bench/distributed.py [--images 64] [--ranks 1 2] [--records 1000000]
@@ -56,6 +57,53 @@ def classify_run(ranks: int, folder: Path, weights: Path, out: Path, batch: int)
     if done.returncode != 0:
         sys.exit(f"torchrun failed:\n{done.stderr[-2000:]}")
     return took
+
+
+def killed_and_restarted(ranks: int, folder: Path, weights: Path, out: Path, batch: int, whole: float) -> str:
+    """Kill a run (the whole torchrun group) once half its units are in the parts, start it again, and
+    compare: seconds and units done twice against the uninterrupted run."""
+    import signal
+
+    command = [
+        str(TORCHRUN),
+        "--standalone",
+        f"--nproc_per_node={ranks}",
+        "-m",
+        "zoo",
+        "classify",
+        str(folder),
+    ]
+    command += ["--model", "resnet18", "--weights", str(weights), "-o", str(out), "--batch-size", str(batch)]
+    command += ["--device", "cpu"]
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // ranks)),
+    }
+    units = -(-len(list(folder.iterdir())) // batch)
+    parts = out.with_name(out.name + ".parts")
+    start = time.perf_counter()
+    first = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    done = 0
+    while first.poll() is None and done < units // 2:
+        done = (
+            sum(len(p.read_text().splitlines()) for p in parts.glob("rank-*.jsonl")) if parts.is_dir() else 0
+        )
+        time.sleep(0.01)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    killed_at = time.perf_counter() - start
+    kept = len(Job(out, sorted(folder.iterdir()), batch, {}).finished())
+    start = time.perf_counter()
+    subprocess.run(command, env=env, capture_output=True, check=True)
+    again = time.perf_counter() - start
+    return (
+        f"killed after {killed_at:.2f} s with {kept}/{units} units kept; the restart took {again:.2f} s: "
+        f"{killed_at + again - whole:.2f} s more than one uninterrupted run ({whole:.2f} s), of which the "
+        f"second start-up is most; units done twice: at most the {ranks} in progress"
+    )
 
 
 def scan_and_merge(records: int, unit: int, folder: Path) -> tuple[float, float]:
@@ -115,6 +163,9 @@ def main() -> None:
             outputs.append(out.read_bytes())
             print(f"{ranks:>5} {took:>8.2f} {args.images / took:>7.2f} {base / took:>5.2f}x")
         print(f"same file from every world size: {all(o == outputs[0] for o in outputs)}")
+        print(
+            killed_and_restarted(args.ranks[-1], folder, weights, tmp / "killed.jsonl", args.batch_size, took)
+        )
         scan, merge = scan_and_merge(args.records, args.batch_size * 4, tmp / "merge")
         per_million = 1_000_000 / args.records
         print(
