@@ -138,3 +138,29 @@ def test_one_process_runs_the_body_and_prefetch_needs_no_process_group(job, monk
         ran.append(True)
     zoo.distributed.prefetch("mlp.dist")
     assert ran == [True] and len(server.requests_for("/mlp-dist.pth")) == 1
+
+
+def test_zoos_own_commands_start_under_slurm_variables_alone(tmp_path):
+    # As `srun --ntasks=2` starts them: no RANK or WORLD_SIZE, only SLURM's variables and a rendezvous address.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = (
+        "import torch.distributed as dist, zoo.distributed as d; assert d.init_for_command(); "
+        "print(dist.get_rank(), dist.get_world_size()); dist.destroy_process_group()"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env.update(PYTHONPATH=str(REPO_ROOT), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), SLURM_NTASKS="2")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script],
+            env={**env, "SLURM_PROCID": str(r), "SLURM_LOCALID": str(r), "SLURM_NTASKS_PER_NODE": "2"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for r in range(2)
+    ]
+    outs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [e for _, e in outs]
+    assert sorted(o.strip() for o, _ in outs) == ["0 2", "1 2"]

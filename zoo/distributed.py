@@ -102,7 +102,8 @@ def init_for_command() -> bool:
         if not os.environ.get("MASTER_ADDR"):
             raise ZooError("a distributed run needs MASTER_ADDR and MASTER_PORT: start it with torchrun")
         backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend, timeout=COORDINATION_TIMEOUT)
+        w = world()  # given explicitly: under srun alone, RANK and WORLD_SIZE are SLURM's variables
+        dist.init_process_group(backend, rank=w.rank, world_size=w.world_size, timeout=COORDINATION_TIMEOUT)
     return True
 
 
