@@ -32,27 +32,23 @@ from zoo.tasks.predictions import Job  # noqa: E402
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 
 
-def classify_run(ranks: int, folder: Path, weights: Path, out: Path, batch: int) -> float:
-    """Seconds for `torchrun --nproc_per_node=ranks -m zoo classify folder -o out`."""
-    command = [
-        str(TORCHRUN),
-        "--standalone",
-        f"--nproc_per_node={ranks}",
-        "-m",
-        "zoo",
-        "classify",
-        str(folder),
-    ]
-    command += ["--model", "resnet18", "--weights", str(weights), "-o", str(out), "--batch-size", str(batch)]
-    command += ["--device", "cpu", "--restart"]
+def classify_command(
+    ranks: int, folder: Path, weights: Path, out: Path, batch: int
+) -> tuple[list[str], dict]:
+    """`torchrun --nproc_per_node=ranks -m zoo classify folder -o out`, and its environment."""
+    command = [str(TORCHRUN), "--standalone", f"--nproc_per_node={ranks}", "-m", "zoo", "classify"]
+    command += [str(folder), "--model", "resnet18", "--weights", str(weights), "-o", str(out)]
+    command += ["--batch-size", str(batch), "--device", "cpu"]
     # Each rank gets its share of the cores, as torchrun users set it.
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // ranks)),
-    }
+    threads = str(max(1, (os.cpu_count() or 1) // ranks))
+    return command, {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": threads}
+
+
+def classify_run(ranks: int, folder: Path, weights: Path, out: Path, batch: int) -> float:
+    """Seconds for the classify command of `ranks` ranks (a fresh run: --restart)."""
+    command, env = classify_command(ranks, folder, weights, out, batch)
     start = time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    done = subprocess.run([*command, "--restart"], env=env, capture_output=True, text=True)
     took = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(f"torchrun failed:\n{done.stderr[-2000:]}")
@@ -64,22 +60,7 @@ def killed_and_restarted(ranks: int, folder: Path, weights: Path, out: Path, bat
     compare: seconds and units done twice against the uninterrupted run."""
     import signal
 
-    command = [
-        str(TORCHRUN),
-        "--standalone",
-        f"--nproc_per_node={ranks}",
-        "-m",
-        "zoo",
-        "classify",
-        str(folder),
-    ]
-    command += ["--model", "resnet18", "--weights", str(weights), "-o", str(out), "--batch-size", str(batch)]
-    command += ["--device", "cpu"]
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // ranks)),
-    }
+    command, env = classify_command(ranks, folder, weights, out, batch)
     units = -(-len(list(folder.iterdir())) // batch)
     parts = out.with_name(out.name + ".parts")
     start = time.perf_counter()

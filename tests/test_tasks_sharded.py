@@ -26,22 +26,28 @@ def pics(tmp_path):
     return folder
 
 
+CLASSIFY = ["--weights", "resnet18.test", "--batch-size", "2", "--topk", "2"]
+
+
 def classify(pics, out, *extra):
-    return main(
-        [
-            "classify",
-            str(pics),
-            "--weights",
-            "resnet18.test",
-            "--batch-size",
-            "2",
-            "--topk",
-            "2",
-            "-o",
-            str(out),
-            *extra,
-        ]
-    )
+    return main(["classify", str(pics), *CLASSIFY, "-o", str(out), *extra])
+
+
+def torchrun_zoo(*argv: str) -> list[str]:
+    """The command line of `torchrun --standalone --nproc_per_node=2 -m zoo ARGV` (run with environment())."""
+    torchrun = Path(sys.executable).with_name("torchrun")
+    return [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "zoo", *argv]
+
+
+def environment() -> dict[str, str]:
+    """This test's environment (its zoo home and manifest), with the checkout importable."""
+    return {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
+
+
+def run_torchrun(*argv: str) -> subprocess.CompletedProcess:
+    done = subprocess.run(torchrun_zoo(*argv), env=environment(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
 
 
 def records(path: Path) -> list[dict]:
@@ -105,44 +111,15 @@ def test_a_bad_output_suffix_is_refused_before_any_work(pics, tmp_path, capsys):
 
 def test_two_ranks_under_torchrun_write_the_single_process_file(favouring, pics, tmp_path):
     assert classify(pics, tmp_path / "one.jsonl") == 0
-    torchrun = Path(sys.executable).with_name("torchrun")
-    command = [
-        str(torchrun),
-        "--standalone",
-        "--nproc_per_node=2",
-        "-m",
-        "zoo",
-        "classify",
-        str(pics),
-        "--weights",
-        "resnet18.test",
-        "--batch-size",
-        "2",
-        "--topk",
-        "2",
-        "-o",
-        str(tmp_path / "two.jsonl"),
-    ]
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_torchrun("classify", str(pics), *CLASSIFY, "-o", str(tmp_path / "two.jsonl"))
     assert (tmp_path / "two.jsonl").read_bytes() == (tmp_path / "one.jsonl").read_bytes()
     assert done.stdout.count("wrote 6 records") == 1  # rank 0 only
 
 
 def test_two_ranks_generate_the_single_process_grid(tmp_path):
-    from conftest import REPO_ROOT as root
-
-    assert (
-        main(["generate", "-n", "40", "--weights", "digits", "--seed", "7", "-o", str(tmp_path / "one.png")])
-        == 0
-    )
-    torchrun = Path(sys.executable).with_name("torchrun")
-    command = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "zoo", "generate", "-n", "40"]
-    command += ["--weights", "digits", "--seed", "7", "-o", str(tmp_path / "two.png")]
-    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, done.stderr[-3000:]
+    grid = ["generate", "-n", "40", "--weights", "digits", "--seed", "7", "-o"]
+    assert main([*grid, str(tmp_path / "one.png")]) == 0
+    run_torchrun(*grid, str(tmp_path / "two.png"))
     assert (tmp_path / "two.png").read_bytes() == (tmp_path / "one.png").read_bytes()
 
 
@@ -158,13 +135,7 @@ def test_two_ranks_translate_a_folder_as_one_process_does_and_skip_existing_resu
         photo(40, 30 + i, seed=i).save(pics / f"h{i}.png")
     common = ["--weights", str(tmp_path / "g.pth"), "--size", "32"]
     assert main(["translate", str(pics), "-o", str(tmp_path / "one"), *common]) == 0
-    torchrun = Path(sys.executable).with_name("torchrun")
-    command = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "zoo", "translate", str(pics)]
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(
-        [*command, "-o", str(tmp_path / "two"), *common], env=env, capture_output=True, text=True, timeout=180
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_torchrun("translate", str(pics), "-o", str(tmp_path / "two"), *common)
     names = sorted(p.name for p in (tmp_path / "one").iterdir())
     assert names == sorted(p.name for p in (tmp_path / "two").iterdir()) and len(names) == 3
     for name in names:
@@ -189,20 +160,7 @@ def test_ddp_finetune_on_two_ranks_matches_one_process(tmp_path):
     common += ["--epochs", "2", "--batch-size", "4", "--val-fraction", "0.25", "--image-size", "32"]
     common += ["--workers", "0", "--device", "cpu"]
     assert main([*common, "-o", str(tmp_path / "one")]) == 0
-    torchrun = Path(sys.executable).with_name("torchrun")
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
-    command = [
-        str(torchrun),
-        "--standalone",
-        "--nproc_per_node=2",
-        "-m",
-        "zoo",
-        *common,
-        "-o",
-        str(tmp_path / "two"),
-    ]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_torchrun(*common, "-o", str(tmp_path / "two"))
     assert done.stdout.count("Epoch 2/2") == 1  # rank 0 speaks for both
     one, two = (
         load_file(tmp_path / "one" / "model.safetensors"),
@@ -225,14 +183,14 @@ def test_a_torchrun_killed_mid_run_and_started_again_writes_the_single_process_f
     pics.mkdir()
     for i in range(24):
         photo(1600, 1200, seed=i).save(pics / f"b{i:02d}.png")  # slow to decode: time to kill mid-run
-    common = ["classify", str(pics), "--weights", "resnet18.test", "--batch-size", "2", "--topk", "2"]
-    assert main([*common, "-o", str(tmp_path / "one.jsonl")]) == 0
-    torchrun = Path(sys.executable).with_name("torchrun")
-    command = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "zoo", *common]
-    command += ["-o", str(tmp_path / "two.jsonl")]
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
+    assert classify(pics, tmp_path / "one.jsonl") == 0
+    command = torchrun_zoo("classify", str(pics), *CLASSIFY, "-o", str(tmp_path / "two.jsonl"))
     first = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        command,
+        env=environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     parts = tmp_path / "two.jsonl.parts"
     deadline = time.monotonic() + 120
@@ -246,6 +204,5 @@ def test_a_torchrun_killed_mid_run_and_started_again_writes_the_single_process_f
     os.killpg(first.pid, signal.SIGKILL)  # torchrun and both ranks, with no chance to clean up
     first.wait()
     assert not (tmp_path / "two.jsonl").exists() and 2 <= done_units < 12  # cut short mid-run
-    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
-    assert again.returncode == 0, again.stderr[-3000:]
+    run_torchrun(*command[5:])  # the same command: torchrun -m zoo ARGV
     assert (tmp_path / "two.jsonl").read_bytes() == (tmp_path / "one.jsonl").read_bytes()
