@@ -14,8 +14,6 @@ import zoo
 
 def main() -> None:
     key, out = sys.argv[1], sys.argv[2]
-    if os.environ.get("ZOO_TEST_SPLIT_HOMES"):  # node-local caches, as on two machines
-        os.environ["ZOO_HOME"] = os.path.join(os.environ["ZOO_HOME"], f"node{os.environ['RANK']}")
     dist.init_process_group("gloo")
     started = time.monotonic()
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -67,11 +68,31 @@ def test_ranks_sharing_a_cache_download_once_and_both_have_the_file(job):
     assert len(server.requests_for("/mlp-dist.pth")) == 1
 
 
-def test_node_local_caches_download_once_each(job):
-    server, run = job
-    reports = run(ZOO_TEST_SPLIT_HOMES="1")
-    assert [r["result"] for r in reports] == ["ok", "ok"]
-    assert [r["leader"] for r in reports] == [0, 1]  # each rank sees only its own probe: its own leader
+def test_two_nodes_with_local_caches_download_once_each(job, tmp_path):
+    server, _ = job
+    # Two torchrun invocations, as on two machines (--nnodes=2 on 127.0.0.1), each with a zoo home of its own
+    # and two ranks.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "nodes"
+    out.mkdir()
+    nodes = []
+    for node in range(2):
+        command = [str(TORCHRUN), "--nnodes=2", f"--node_rank={node}", "--nproc_per_node=2"]
+        command += ["--master_addr=127.0.0.1", f"--master_port={port}"]
+        command += [str(REPO_ROOT / "tests" / "distributed_job.py"), "mlp.dist", str(out)]
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
+        env["ZOO_HOME"] = str(tmp_path / f"home{node}")
+        nodes.append(
+            subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        )
+    for p in nodes:
+        _, err = p.communicate(timeout=180)
+        assert p.returncode == 0, err[-3000:]
+    reports = [json.loads((out / f"rank{r}.json").read_text()) for r in range(4)]
+    assert [r["result"] for r in reports] == ["ok"] * 4
+    assert [r["leader"] for r in reports] == [0, 0, 2, 2]  # the lowest rank of each node's home
     assert len(server.requests_for("/mlp-dist.pth")) == 2
 
 
@@ -117,3 +138,29 @@ def test_one_process_runs_the_body_and_prefetch_needs_no_process_group(job, monk
         ran.append(True)
     zoo.distributed.prefetch("mlp.dist")
     assert ran == [True] and len(server.requests_for("/mlp-dist.pth")) == 1
+
+
+def test_zoos_own_commands_start_under_slurm_variables_alone(tmp_path):
+    # As `srun --ntasks=2` starts them: no RANK or WORLD_SIZE, only SLURM's variables and a rendezvous address.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = (
+        "import torch.distributed as dist, zoo.distributed as d; assert d.init_for_command(); "
+        "print(dist.get_rank(), dist.get_world_size()); dist.destroy_process_group()"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env.update(PYTHONPATH=str(REPO_ROOT), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), SLURM_NTASKS="2")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script],
+            env={**env, "SLURM_PROCID": str(r), "SLURM_LOCALID": str(r), "SLURM_NTASKS_PER_NODE": "2"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for r in range(2)
+    ]
+    outs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [e for _, e in outs]
+    assert sorted(o.strip() for o, _ in outs) == ["0 2", "1 2"]

@@ -208,3 +208,27 @@ def test_trust_repo_none_is_check_not_torch_hubs_silent_trust(forge, no_terminal
     with pytest.raises(HubError, match="not a trusted repository"):
         zoo.load("alice/nets", "version", trust_repo=None)
     assert trust.trusted() == [] and forge.requests == []
+
+
+def test_under_torchrun_only_rank_0_asks_and_the_others_follow_its_answer(forge, monkeypatch, capsys):
+    import threading
+
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setattr(sys, "stdin", Terminal("y\n"))  # a terminal, yet rank 1 must not ask
+    timer = threading.Timer(0.5, trust.add, args=(f"{forge.url}/alice/nets",))  # rank 0 says yes
+    timer.start()
+    try:
+        assert zoo.load("alice/nets", "version") == "v2"
+    finally:
+        timer.cancel()
+    err = capsys.readouterr().err
+    assert "waiting for rank 0's answer" in err and "Trust this repository" not in err
+
+
+def test_a_rank_whose_rank_0_never_trusts_fails_in_time_with_the_command(forge, monkeypatch):
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("ZOO_TRUST_WAIT", "0.3")
+    monkeypatch.setattr(sys, "stdin", Terminal("y\n"))
+    with pytest.raises(HubError, match="rank 0 did not trust it within 0.3 s.*zoo trust"):
+        zoo.load("alice/nets", "version")
+    assert trust.trusted() == []

@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from conftest import photo
 from PIL import Image
 
 import zoo
@@ -155,3 +156,26 @@ def test_files_that_are_not_images_are_skipped_with_a_note(two_classes, tmp_path
         log=lines.append,
     )
     assert lines[0].startswith("skipping 1 file(s) that are not images:") and "broken.png" in lines[0]
+
+
+def test_resume_from_the_checkpoint_gives_the_weights_of_an_uninterrupted_run(tmp_path):
+    from safetensors.torch import load_file
+
+    from zoo.cli import main
+
+    data = tmp_path / "data"
+    for c, name in enumerate(["a", "b"]):
+        (data / name).mkdir(parents=True)
+        for i in range(6):
+            photo(36, 36, seed=20 * c + i).save(data / name / f"{i}.png")
+    common = ["finetune", str(data), "--weights", "none", "--freeze-backbone", "--batch-size", "4"]
+    common += ["--val-fraction", "0.25", "--image-size", "32", "--workers", "0", "--device", "cpu"]
+    assert main([*common, "--epochs", "3", "-o", str(tmp_path / "whole")]) == 0
+    assert main([*common, "--epochs", "2", "-o", str(tmp_path / "cut")]) == 0  # as if stopped after epoch 2
+    assert main([*common, "--epochs", "3", "-o", str(tmp_path / "cut"), "--resume"]) == 0
+    whole, cut = (load_file(tmp_path / d / "model.safetensors") for d in ("whole", "cut"))
+    assert all(torch.equal(whole[k], cut[k]) for k in whole)
+    history = json.loads((tmp_path / "cut" / "model.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    # Another run's checkpoint is refused, not silently continued.
+    assert main([*common, "--epochs", "4", "--lr", "0.5", "-o", str(tmp_path / "cut"), "--resume"]) == 1

@@ -63,7 +63,11 @@ def test_an_earlier_run_is_kept_unless_overwrite_and_the_output_may_not_be_insid
     assert not (tmp_path / "out" / "model.safetensors").exists()
     finetune(data, tmp_path / "out", overwrite=True, **FAST)
     assert (tmp_path / "out" / "model.json").read_text().startswith("{")
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["model.json", "model.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "checkpoint.pt",
+        "model.json",
+        "model.safetensors",
+    ]
     with pytest.raises(InvalidArgumentError, match="inside the data folder"):
         finetune(data, data / "out", **FAST)
     assert not (data / "out").exists()

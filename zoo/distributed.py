@@ -90,6 +90,31 @@ def device() -> Any:
 _coordination: Any = None
 
 
+def init_for_command() -> bool:
+    """Open the default process group for one of zoo's own commands started by torchrun (nccl with CUDA, else
+    gloo); False for a single process. A user's own script opens its group itself."""
+    if not world().is_distributed:
+        return False
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        if not os.environ.get("MASTER_ADDR"):
+            raise ZooError("a distributed run needs MASTER_ADDR and MASTER_PORT: start it with torchrun")
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        w = world()  # given explicitly: under srun alone, RANK and WORLD_SIZE are SLURM's variables
+        dist.init_process_group(backend, rank=w.rank, world_size=w.world_size, timeout=COORDINATION_TIMEOUT)
+    return True
+
+
+def barrier() -> None:
+    """Wait for every rank (nothing for one process)."""
+    if _active():
+        import torch.distributed as dist
+
+        dist.barrier(group=_group())
+
+
 def _group() -> Any:
     """A gloo group over the whole job for zoo's coordination (the default group if it is gloo already)."""
     global _coordination

@@ -60,10 +60,75 @@ def _report(errors: list[ImageError]) -> None:
         print(f"zoo: error: {show_text(str(e))}", file=sys.stderr)
 
 
+def classify_to_file(args: argparse.Namespace) -> int:
+    """`zoo classify ... -o preds.jsonl`: sharded over torchrun's ranks, resumable, merged by rank 0."""
+    from .. import distributed
+    from ..tasks import Classifier
+    from ..tasks.images import find_images, show_text
+    from ..tasks.predictions import Job, output_format
+
+    output_format(Path(args.output))  # a bad suffix is refused before any work
+    distributed.init_for_command()
+    w = distributed.world()
+    lead = w.rank == 0
+    device = distributed.device() if w.is_distributed and args.device == "auto" else args.device
+    paths, missing = find_images(args.inputs)
+    if lead and not args.json:
+        _report(missing)
+    settings = {
+        "model": args.model,
+        "weights": str(args.weights),
+        "topk": args.topk,
+        "precision": args.precision,
+        "categories": args.categories,
+    }
+    job = Job(args.output, paths, args.batch_size, settings)
+    if lead:
+        job.prepare(restart=args.restart, leader=True)
+    distributed.barrier()
+    if not lead:
+        job.prepare(restart=False, leader=False)
+    with distributed.leader_first():  # one download per cache; the others read it
+        classifier = Classifier(
+            args.model,
+            _weights(args.weights),
+            device=device,
+            precision=args.precision,
+            categories=args.categories,
+        )
+
+    def progress(done: int, total: int) -> None:
+        if lead and not args.json and sys.stderr.isatty():
+            print(f"\rzoo: {done}/{total} units of rank 0", end="", file=sys.stderr, flush=True)
+
+    job.run(
+        lambda chunk: classifier.run(chunk, topk=args.topk, batch_size=args.batch_size),
+        w.rank,
+        w.world_size,
+        progress=progress,
+    )
+    distributed.barrier()
+    if not lead:
+        return 0
+    summary = job.merge()
+    summary = {"output": str(args.output), **summary, "missing_inputs": len(missing)}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(
+            f"wrote {summary['images']} records to {show_text(args.output)} ({summary['errors']} unreadable images, "
+            f"{w.world_size} process{'es' if w.world_size > 1 else ''})"
+        )
+    failed = summary["errors"] and args.fail_on_error
+    return 1 if failed or missing else 0
+
+
 def cmd_classify(args: argparse.Namespace) -> int:
     from ..tasks import Classifier  # torch and torchvision load only for the commands that need them
     from ..tasks.images import find_images, show_path, show_text
 
+    if args.output is not None:
+        return classify_to_file(args)
     paths, errors = find_images(args.inputs)
     if not args.json:
         _report(errors)
@@ -101,6 +166,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
+    from .. import distributed
     from ..tasks import Translator
     from ..tasks.images import find_images, show_path, show_text
     from ..tasks.outputs import (
@@ -133,13 +199,23 @@ def cmd_translate(args: argparse.Namespace) -> int:
     else:
         check_output_dir(out)
     written: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    # Under torchrun the images are dealt round-robin over the ranks (one output file each, nothing to merge).
+    sharded = distributed.init_for_command() and not single_file
+    w = distributed.world() if sharded else distributed.World()
+    device = distributed.device() if sharded and args.device == "auto" else args.device
     if paths:
-        translator = Translator(args.model, _weights(args.weights), device=args.device, size=args.size)
+        with distributed.leader_first():  # one download per cache
+            translator = Translator(args.model, _weights(args.weights), device=device, size=args.size)
         if single_file:
             make_output_dir(out.parent)
         else:
             make_output_dir(out)
-        for path, target in zip(paths, _targets(out, paths, single_file), strict=True):
+        pairs = list(zip(paths, _targets(out, paths, single_file), strict=True))[w.rank :: w.world_size]
+        for path, target in pairs:
+            if args.skip_existing and target.is_file() and not is_one_of(target, inputs):
+                skipped.append(show_path(target))  # done by an earlier run (a torchrun restart)
+                continue
             try:
                 if is_one_of(target, inputs):  # pics/x.png translated into pics/: never over an input
                     raise ImageError(
@@ -167,8 +243,11 @@ def cmd_translate(args: argparse.Namespace) -> int:
                 print(f"{show_text(path)} -> {show_text(target)} ({image.width}x{image.height})")
     if not args.json:
         _report(errors)
+        if skipped and w.rank == 0:
+            print(f"skipped {len(skipped)} images whose output exists (--skip-existing)")
     else:
-        print(json.dumps({"results": written, "errors": [str(e) for e in errors]}, indent=2))
+        report = {"results": written, "errors": [str(e) for e in errors]}
+        print(json.dumps({**report, "skipped": skipped} if args.skip_existing else report, indent=2))
     return 1 if errors else 0
 
 
@@ -197,7 +276,35 @@ def _targets(out: Path, paths: list[Path], single_file: bool) -> list[Path]:
     return targets
 
 
+def _generate_sharded(args: argparse.Namespace) -> tuple[Any, int]:
+    """The grid's units dealt round-robin over torchrun's ranks, gathered on rank 0: the same images as one
+    process makes from the same seed (a seed is drawn on rank 0 and shared when none is given)."""
+    import torch.distributed as dist
+
+    from .. import distributed
+    from ..tasks.generation import generate, units_of
+
+    w = distributed.world()
+    seed = [args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")]
+    dist.broadcast_object_list(seed, src=0)
+    device = distributed.device() if args.device == "auto" else args.device
+    mine = range(w.rank, units_of(args.n), w.world_size)
+    with distributed.leader_first():  # one download per cache
+        done = generate(
+            args.n, model=args.model, weights=_weights(args.weights), device=device, seed=seed[0], units=mine
+        )
+    gathered: list[Any] = [None] * w.world_size
+    dist.all_gather_object(gathered, done)
+    if w.rank != 0:
+        return None, seed[0]
+    import torch
+
+    units = {u: images for part in gathered for u, images in part.items()}
+    return torch.cat([units[u] for u in range(units_of(args.n))]), seed[0]
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
+    from .. import distributed
     from ..tasks import generate, save_grid
     from ..tasks.images import show_path, show_text
     from ..tasks.outputs import check_output_dir, make_output_dir, refuse_existing
@@ -209,12 +316,18 @@ def cmd_generate(args: argparse.Namespace) -> int:
         )
     refuse_existing(out, args.overwrite, "-o")  # before the model loads: a refusal costs nothing
     check_output_dir(out.parent)
-    images = generate(
-        args.n, model=args.model, weights=_weights(args.weights), device=args.device, seed=args.seed
-    )
+    if distributed.init_for_command():
+        images, seed = _generate_sharded(args)
+        if images is None:
+            return 0  # not rank 0: rank 0 saves the grid
+    else:
+        seed = args.seed
+        images = generate(
+            args.n, model=args.model, weights=_weights(args.weights), device=args.device, seed=seed
+        )
     make_output_dir(out.parent)
     save_grid(images, out, nrow=args.nrow, overwrite=args.overwrite)
-    info = {"output": show_path(out), "n": args.n, "image_size": list(images.shape[1:]), "seed": args.seed}
+    info = {"output": show_path(out), "n": args.n, "image_size": list(images.shape[1:]), "seed": seed}
     print(json.dumps(info, indent=2) if args.json else f"wrote {args.n} images to {show_text(out)}")
     return 0
 
@@ -277,8 +390,13 @@ def cmd_caption(args: argparse.Namespace) -> int:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
+    from .. import distributed
     from ..tasks import finetune
     from ..tasks.images import show_text
+
+    # Under torchrun: DistributedDataParallel over the ranks (gloo on CPU, nccl with CUDA), rank 0 writes.
+    sharded = distributed.init_for_command()
+    device = distributed.device() if sharded and args.device == "auto" else args.device
 
     # Log lines name class folders and files: escaped for the terminal (the card keeps the real names).
     stream = sys.stderr if args.json else sys.stdout
@@ -294,13 +412,14 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         val_fraction=args.val_fraction,
         image_size=args.image_size,
-        device=args.device,
+        device=device,
         seed=args.seed,
         workers=args.workers,
         overwrite=args.overwrite,
+        resume=args.resume,
         log=log,
     )
-    if args.json:
+    if args.json and distributed.world().rank == 0:
         print(json.dumps(card, indent=2))
     return 0
 
@@ -331,6 +450,16 @@ def register(sub: Subcommands) -> None:
     p.add_argument("--topk", type=positive, default=5)
     p.add_argument("--batch-size", type=positive, default=32)
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="write one record per image to FILE (.jsonl or .csv): the same under torchrun, resumable",
+    )
+    p.add_argument("--restart", action="store_true", help="with -o: drop a run of other inputs or settings")
+    p.add_argument(
+        "--fail-on-error", action="store_true", help="with -o: exit 1 if any image could not be read"
+    )
 
     p = add("translate", cmd_translate, "translate images with the CycleGAN (horse to zebra)")
     p.add_argument("inputs", nargs="+", metavar="IMAGE|DIR")
@@ -348,6 +477,11 @@ def register(sub: Subcommands) -> None:
         action="store_true",
         help="replace output files that already exist (an input is never replaced; -o may not be an "
         "input file or folder)",
+    )
+    p.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="leave images whose output exists (resuming a run, e.g. after a torchrun restart)",
     )
 
     p = add("caption", cmd_caption, "describe images in words with the book's NeuralTalk2 captioner")
@@ -419,5 +553,10 @@ def register(sub: Subcommands) -> None:
     p.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace model.safetensors and model.json in -o if they exist from an earlier run",
+        help="replace model.safetensors, model.json and checkpoint.pt in -o if they exist from an earlier run",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on from -o's checkpoint.pt (after a crash or a torchrun restart, or to train more epochs)",
     )

@@ -15,9 +15,11 @@ absent from mirrors and the archive layout), so zoo does not try.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +151,34 @@ def _interactive() -> bool:
         return False
 
 
+TRUST_WAIT = 600.0  # seconds a rank other than 0 waits for rank 0's answer (ZOO_TRUST_WAIT)
+
+
+def _another_rank() -> bool:
+    """Whether this process is a rank other than 0 of a torchrun (or SLURM) job."""
+    rank = os.environ.get("RANK") or os.environ.get("SLURM_PROCID") or "0"
+    return rank.strip() not in ("", "0")
+
+
+def _wait_for_rank_zero(spec: HubSpec) -> None:
+    """Wait until rank 0's answer puts `spec`'s repo on the trusted list; HubError if it does not in time."""
+    raw = os.environ.get("ZOO_TRUST_WAIT", "").strip()
+    try:
+        limit = float(raw) if raw else TRUST_WAIT
+    except ValueError:
+        raise HubError(f"ZOO_TRUST_WAIT={raw!r} is not a number of seconds") from None
+    print(f"zoo: waiting for rank 0's answer on trusting {spec.trust_key}", file=sys.stderr, flush=True)
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if _known(spec):
+            return
+        time.sleep(0.2)
+    raise HubError(
+        f"{spec.trust_key} is not a trusted repository and rank 0 did not trust it within {limit:g} s, so its "
+        f"hubconf.py was not run; run `{trust_command(spec)}` before the job (or pass trust_repo=True)"
+    )
+
+
 def check_trust(spec: HubSpec, trust_repo: Any = None) -> None:
     """Raise HubError unless `spec`'s code may run, asking on a terminal when torch.hub would ask."""
     if trust_repo not in TRUST_VALUES or (isinstance(trust_repo, int) and not isinstance(trust_repo, bool)):
@@ -178,6 +208,9 @@ def check_trust(spec: HubSpec, trust_repo: Any = None) -> None:
             f"{key} is not a trusted repository, so its hubconf.py was not run; if you trust it, run "
             f"`{trust_command(spec)}` (or pass trust_repo=True, or --trust on the command line)"
         )
+    if _another_rank():
+        _wait_for_rank_zero(spec)  # one prompt per job: rank 0 asks, the others follow its answer
+        return
     if not _ask(key, show_url(spec.archive_url), spec.display if fork else None):
         raise HubError(f"{key} was not trusted, so its hubconf.py was not run")
     if not known:

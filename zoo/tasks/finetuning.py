@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from safetensors.torch import save_file
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, default_collate
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 from torchvision.datasets import ImageFolder
 from torchvision.transforms._presets import ImageClassification
 from tqdm.auto import tqdm
@@ -35,7 +37,8 @@ from .images import IMAGE_SUFFIXES, open_image, prepare_error, show_path
 from .outputs import check_output_dir, file_ids, is_one_of, make_output_dir, refuse_existing, write_atomic
 
 # The files a run writes into its output folder (replaced only with overwrite=True).
-OUTPUT_FILES = ("model.safetensors", "model.json")
+OUTPUT_FILES = ("model.safetensors", "model.json", "checkpoint.pt")
+CHECKPOINT = "checkpoint.pt"  # the last epoch's weights, optimizer and history, for `resume`
 # A crop side beyond any classifier's training size; a typo like 22400 would otherwise allocate gigabytes.
 MAX_IMAGE_SIZE = 2048
 
@@ -44,16 +47,26 @@ class _Transformed(Dataset):
     """A subset of an ImageFolder with its own transform (train and validation differ)."""
 
     def __init__(
-        self, folder: ImageFolder, indices: list[int], transform: Callable[[Any], torch.Tensor]
+        self,
+        folder: ImageFolder,
+        indices: list[int],
+        transform: Callable[[Any], torch.Tensor],
+        seed: int | None = None,
     ) -> None:
         self.samples = [folder.samples[i] for i in indices]
         self.transform = transform
+        self.seed = seed  # random augmentation: drawn from (seed, epoch, sample), whoever loads the sample
+        self.epoch = 0
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int] | None:
         path, label = self.samples[i]
+        if self.seed is not None:
+            # The same crop and flip for a sample whether one process or many, with or without workers, load
+            # it: training does not depend on the world size (torchvision's transforms draw from torch's RNG).
+            torch.manual_seed((self.seed * 1_000_003 + self.epoch) * 1_000_003 + i)
         try:
             return self.transform(open_image(path)), label
         except ImageError:  # changed on disk since it was checked: dropped by _collate, not the whole run
@@ -115,6 +128,10 @@ def _run_epoch(
             loss_sum += loss.item() * len(y)
             correct += (logits.argmax(1) == y).sum().item()
             seen += len(y)
+    if dist.is_available() and dist.is_initialized():  # every rank's shard: the whole set's figures
+        sums = torch.tensor([loss_sum, correct, seen], dtype=torch.float64)
+        dist.all_reduce(sums)
+        loss_sum, correct, seen = sums[0].item(), int(sums[1].item()), int(sums[2].item())
     return loss_sum / max(seen, 1), correct / max(seen, 1)
 
 
@@ -135,6 +152,7 @@ def finetune(
     workers: int | None = None,
     progress: bool | None = None,
     overwrite: bool = False,
+    resume: bool = False,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Fine-tune `model` on the ImageFolder `data_dir` (one sub-folder per class) and save the best epoch.
@@ -150,6 +168,11 @@ def finetune(
     InvalidArgumentError. Existing `model.safetensors`/`model.json` in `out_dir` are kept (an error) unless
     `overwrite`; both are written atomically. Class folder names that are not UTF-8 are recorded with
     `\\xNN` escapes.
+
+    After each epoch `out_dir/checkpoint.pt` holds the weights, optimizer state and history; `resume` goes on
+    from it (after a crash or a torchrun restart, or to train more epochs) and gives the weights an
+    uninterrupted run would (the order and augmentation are drawn per epoch from `seed`). Its data, model and
+    settings other than `epochs` must be the checkpoint's.
     """
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     if not data_dir.is_dir():
@@ -166,7 +189,7 @@ def finetune(
         raise InvalidArgumentError(f"workers must be at least 0, not {workers}")
     if image_size is not None and not 16 <= image_size <= MAX_IMAGE_SIZE:
         raise InvalidArgumentError(f"image_size must be from 16 to {MAX_IMAGE_SIZE} pixels, not {image_size}")
-    _check_out_dir(data_dir, out_dir, overwrite, weights)
+    _check_out_dir(data_dir, out_dir, overwrite or resume, weights)
     torch.manual_seed(seed)
     target = resolve_device(device)
     arch, start_card = choose_model(model, weights, "resnet18")
@@ -220,22 +243,32 @@ def finetune(
         frozen = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
     train_idx, val_idx = split_indices(folder.targets, val_fraction, seed)
+    # Under torchrun (a process group opened by the caller): DistributedDataParallel, `batch_size` the global
+    # batch. The training order is the DistributedSampler's with one process too, so that a step sees the same
+    # images whatever the number of processes; validation is split without padding and its counts summed.
+    rank, world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    if batch_size % world_size:
+        raise InvalidArgumentError(
+            f"the batch size ({batch_size}, the global batch) must be a multiple of the {world_size} processes"
+        )
     workers = min(4, os.cpu_count() or 1) if workers is None else workers
     loader_args = {
-        "batch_size": batch_size,
+        "batch_size": batch_size // world_size,
         "num_workers": workers,
         "pin_memory": target.type == "cuda",
         "collate_fn": _collate,
         "persistent_workers": workers > 0,  # not restarted every epoch
     }
-    train_loader = DataLoader(
-        _Transformed(folder, train_idx, presets.image_classification_train(preset)),
-        shuffle=True,
-        generator=torch.Generator().manual_seed(seed),
-        **loader_args,
-    )
-    val_loader = DataLoader(_Transformed(folder, val_idx, preset), **loader_args) if val_idx else None
+    train_set = _Transformed(folder, train_idx, presets.image_classification_train(preset), seed)
+    sampler = DistributedSampler(train_set, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+    train_loader = DataLoader(train_set, sampler=sampler, **loader_args)
+    val_shard = val_idx[rank::world_size]
+    val_loader = DataLoader(_Transformed(folder, val_shard, preset), **loader_args) if val_idx else None
+    trained = DistributedDataParallel(net) if world_size > 1 else net
     optimizer = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=lr, momentum=0.9)
+    lead = rank == 0
+    if not lead:
+        log = lambda line: None  # noqa: E731  (rank 0 speaks for all)
     show = sys.stderr.isatty() if progress is None else progress
 
     settings = {
@@ -247,19 +280,36 @@ def finetune(
         "seed": seed,
         "data_dir": show_path(data_dir),
     }
-    make_output_dir(out_dir)
+    if lead:
+        make_output_dir(out_dir)
     best: dict[str, Any] | None = None
-    history = []
+    history: list[dict[str, Any]] = []
+    first = 1
+    identity = {**{k: v for k, v in settings.items() if k != "epochs"}, "arch": arch, "classes": classes}
+    if resume and (out_dir / CHECKPOINT).is_file():
+        saved = torch.load(out_dir / CHECKPOINT, map_location=target, weights_only=True)
+        if saved.get("identity") != identity:
+            raise InvalidArgumentError(
+                f"{show_path(out_dir / CHECKPOINT)} is of another run (data, model or settings); "
+                "resume with the same ones, or start over with --overwrite"
+            )
+        net.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        best, history, first = saved["best"], saved["history"], saved["epoch"] + 1
+        log(f"resuming after epoch {saved['epoch']}")
     log(
         f"fine-tuning {arch} on {len(classes)} classes: {len(train_idx)} training, {len(val_idx)} validation images"
+        + (f", {world_size} processes" if world_size > 1 else "")
     )
-    for epoch in range(1, epochs + 1):
+    for epoch in range(first, epochs + 1):
         started = time.perf_counter()
+        sampler.set_epoch(epoch)
+        train_set.epoch = epoch
         train_loss, train_acc = _run_epoch(
-            net, train_loader, target, optimizer, show, f"epoch {epoch} train", frozen
+            trained, train_loader, target, optimizer, show and lead, f"epoch {epoch} train", frozen
         )
         val_loss, val_acc = (
-            _run_epoch(net, val_loader, target, None, show, f"epoch {epoch} val")
+            _run_epoch(net, val_loader, target, None, show and lead, f"epoch {epoch} val")
             if val_loader
             else (math.nan, math.nan)
         )
@@ -281,11 +331,24 @@ def finetune(
             # Written with every new best, so weights and card never disagree, even after an interruption.
             card = _finite(_card(arch, classes, resolved, best, history, preset, settings))
             # Replaced freely once this run has written them; before that, only with overwrite.
-            _save(net, out_dir / "model.safetensors", card, overwrite or epoch > 1)
-            _write_json(out_dir / "model.json", card, overwrite or epoch > 1)
-    assert best is not None
+            if lead:
+                _save(net, out_dir / "model.safetensors", card, overwrite or resume or epoch > 1)
+                _write_json(out_dir / "model.json", card, overwrite or resume or epoch > 1)
+        if lead:  # after the best: a crash between the two resumes from an epoch whose best is saved
+            state = {
+                "epoch": epoch,
+                "model": net.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "best": best,
+                "history": history,
+                "identity": identity,
+            }
+            write_atomic(out_dir / CHECKPOINT, lambda tmp, st=state: torch.save(st, tmp), overwrite=True)
+    if best is None:
+        raise InvalidArgumentError(f"{show_path(out_dir / CHECKPOINT)} has all {epochs} epochs already")
     card = _finite(_card(arch, classes, resolved, best, history, preset, settings))
-    _write_json(out_dir / "model.json", card, True)
+    if lead:
+        _write_json(out_dir / "model.json", card, True)
     log(
         f"best epoch {best['epoch']} (val acc {best['val_acc']:.4f}) saved to "
         f"{show_path(out_dir / 'model.safetensors')}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,9 @@ from .outputs import image_format, refuse_existing, write_atomic
 # One call's images are held in memory at once (with the generator's activations for all of them): 10,000
 # 64x64 images are 0.5 GB of output; a mistyped -n 10000000 would otherwise end in the kernel's OOM killer.
 MAX_IMAGES = 10_000
+# Images generated together. Fixed, so that each image is computed in the same batch whether one process makes
+# the whole grid or many make a unit each (a convolution's float sums may depend on the batch).
+UNIT = 16
 
 
 @torch.inference_mode()
@@ -28,10 +32,13 @@ def generate(
     weights: Any = "DEFAULT",
     device: str | torch.device | None = None,
     seed: int | None = None,
-) -> torch.Tensor:
+    units: Iterable[int] | None = None,
+) -> Any:
     """`n` generated images as a (n, C, H, W) tensor in [0, 1], on the CPU.
 
-    The same seed gives the same images. `model=None` builds the architecture a local weight file's card records, else the DCGAN.
+    The same seed gives the same images. They are generated in units of UNIT (`units`: only those, as a dict
+    unit -> images, for one process of many), so a unit's bits do not depend on how many processes share
+    the work. `model=None` builds the architecture a local weight file's card records, else the DCGAN.
     """
     if not 1 <= n <= MAX_IMAGES:
         raise InvalidArgumentError(
@@ -44,7 +51,17 @@ def generate(
     gan = for_inference(registry.get_model(arch, weights=weights, device=target))
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     noise, _ = gan.buildNoiseData(n, generator=generator)
-    images = gan.test(noise, toCPU=True)
+    wanted = range(units_of(n)) if units is None else units
+    done = {u: _to_unit_range(gan.test(noise[u * UNIT : (u + 1) * UNIT], toCPU=True)) for u in wanted}
+    return done if units is not None else torch.cat([done[u] for u in range(units_of(n))])
+
+
+def units_of(n: int) -> int:
+    """How many units of UNIT images `n` images make."""
+    return -(-n // UNIT)
+
+
+def _to_unit_range(images: torch.Tensor) -> torch.Tensor:
     return ((images.float() + 1) / 2).clamp(0, 1)
 
 
