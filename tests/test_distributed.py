@@ -164,3 +164,12 @@ def test_zoos_own_commands_start_under_slurm_variables_alone(tmp_path):
     outs = [p.communicate(timeout=60) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [e for _, e in outs]
     assert sorted(o.strip() for o, _ in outs) == ["0 2", "1 2"]
+
+
+def test_a_read_only_zoo_home_makes_each_rank_its_own_leader_and_nothing_hangs(job, tmp_path):
+    server, run = job
+    home = tmp_path / "ro_home"
+    home.mkdir()
+    (home / "probes").write_text("a file where the probes folder would be: nothing can be written there")
+    reports = run(ZOO_HOME=str(home))
+    assert [r["leader"] for r in reports] == [0, 1] and [r["result"] for r in reports] == ["ok", "ok"]

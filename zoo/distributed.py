@@ -148,15 +148,23 @@ def cache_leader() -> int:
     me = dist.get_rank()
     token = [os.urandom(8).hex() if me == 0 else None]
     dist.broadcast_object_list(token, src=0, group=group)
-    probes = paths.make_dirs(paths.home() / "probes" / token[0])
-    (probes / str(me)).write_text(str(os.getpid()))
-    dist.barrier(group=group)
-    seen = sorted(int(p.name) for p in probes.iterdir() if p.name.isdigit())
+    probes = paths.home() / "probes" / token[0]
+    try:
+        paths.make_dirs(probes)
+        (probes / str(me)).write_text(str(os.getpid()))
+        wrote = True
+    except (OSError, ZooError):  # a read-only zoo home: nothing is downloaded into it, each rank reads alone
+        wrote = False
+    dist.barrier(group=group)  # every rank takes part in every barrier, whatever it could write
+    try:
+        seen = sorted(int(p.name) for p in probes.iterdir() if p.name.isdigit()) if wrote else [me]
+    except OSError:
+        seen = [me]
     dist.barrier(group=group)  # every rank has looked before any probe is removed
     with contextlib.suppress(OSError):
         (probes / str(me)).unlink()
     dist.barrier(group=group)
-    if me == min(seen):
+    if me == min(seen) and wrote:
         shutil.rmtree(probes, ignore_errors=True)
     return min(seen)
 
