@@ -73,7 +73,14 @@ def killed_and_restarted(ranks: int, folder: Path, weights: Path, out: Path, bat
             sum(len(p.read_text().splitlines()) for p in parts.glob("rank-*.jsonl")) if parts.is_dir() else 0
         )
         time.sleep(0.01)
-    os.killpg(first.pid, signal.SIGKILL)
+    # torchrun's workers run in sessions of their own: killed one by one, then torchrun.
+    for entry in os.listdir("/proc"):
+        try:
+            if int(Path(f"/proc/{entry}/stat").read_bytes().rsplit(b")", 1)[1].split()[1]) == first.pid:
+                os.kill(int(entry), signal.SIGKILL)
+        except (OSError, ValueError, IndexError):
+            continue
+    os.kill(first.pid, signal.SIGKILL)
     first.wait()
     killed_at = time.perf_counter() - start
     kept = len(Job(out, sorted(folder.iterdir()), batch, {}).finished())

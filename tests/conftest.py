@@ -117,3 +117,25 @@ def favouring(test_manifest):
     }
     test_manifest({"resnet18.test": (state, extra)})
     return "resnet18.test"
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL `pid` and every process below it: torchrun starts its workers in sessions of their own, so
+    killing its process group would leave them running (and finishing the job)."""
+    import contextlib
+    import os
+    import signal
+
+    children = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                parent = int(f.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == pid:
+            children.append(int(entry))
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGKILL)
+    for child in children:
+        kill_tree(child)

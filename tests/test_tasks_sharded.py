@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, photo
+from conftest import REPO_ROOT, kill_tree, photo
 
 from zoo.cli import main
 from zoo.tasks.predictions import Job
@@ -176,7 +176,6 @@ def test_ddp_finetune_on_two_ranks_matches_one_process(tmp_path):
 
 
 def test_a_torchrun_killed_mid_run_and_started_again_writes_the_single_process_file(favouring, tmp_path):
-    import signal
     import time
 
     pics = tmp_path / "big"
@@ -201,8 +200,44 @@ def test_a_torchrun_killed_mid_run_and_started_again_writes_the_single_process_f
         if done_units >= 2:
             break
         time.sleep(0.02)
-    os.killpg(first.pid, signal.SIGKILL)  # torchrun and both ranks, with no chance to clean up
+    kill_tree(first.pid)  # torchrun and both ranks, with no chance to clean up
     first.wait()
     assert not (tmp_path / "two.jsonl").exists() and 2 <= done_units < 12  # cut short mid-run
     run_torchrun(*command[5:])  # the same command: torchrun -m zoo ARGV
     assert (tmp_path / "two.jsonl").read_bytes() == (tmp_path / "one.jsonl").read_bytes()
+
+
+def test_an_existing_output_file_is_kept_unless_overwrite(favouring, pics, tmp_path, capsys):
+    out = tmp_path / "notes.csv"
+    out.write_text("precious")
+    assert classify(pics, out) == 1
+    assert "already exists" in capsys.readouterr().err and out.read_text() == "precious"
+    assert not (tmp_path / "notes.csv.parts").exists()
+    assert classify(pics, out, "--overwrite") == 0 and out.read_text().startswith("index,path")
+
+
+def test_a_parts_folder_that_is_a_link_or_has_no_job_record_is_never_resumed_from(
+    favouring, pics, tmp_path, capsys
+):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "p.jsonl.parts").symlink_to(elsewhere)
+    assert classify(pics, tmp_path / "p.jsonl") == 1
+    assert "not a folder of zoo's" in capsys.readouterr().err and list(elsewhere.iterdir()) == []
+    planted = tmp_path / "q.jsonl.parts"
+    planted.mkdir()
+    fake = [{"index": i, "path": "planted", "predictions": []} for i in range(2)]
+    (planted / "rank-0.jsonl").write_text(json.dumps({"unit": 0, "records": fake}) + "\n")
+    assert classify(pics, tmp_path / "q.jsonl") == 1  # no job.json: another job's, refused
+    assert classify(pics, tmp_path / "q.jsonl", "--restart") == 0
+    assert all(r["path"] != "planted" for r in records(tmp_path / "q.jsonl"))
+
+
+def test_csv_cells_that_would_run_as_formulas_are_kept_as_text(favouring, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    pics = Path("=HYPERLINK(1)")  # a relative folder name a spreadsheet would run
+    pics.mkdir()
+    photo(40, 30).save(pics / "x.png")
+    assert classify(pics, tmp_path / "p.csv") == 0
+    row = list(csv.reader((tmp_path / "p.csv").open()))[1]
+    assert row[1] == "'=HYPERLINK(1)/x.png"

@@ -107,6 +107,28 @@ def init_for_command() -> bool:
     return True
 
 
+def on_rank_zero(fn: Any) -> None:
+    """Run `fn` on rank 0 while the others wait; if it fails, every rank raises the same one-line ZooError
+    (rank 0 its own error). One process just runs it."""
+    if not _active():
+        fn()
+        return
+    import torch.distributed as dist
+
+    failure: list[Any] = [None]
+    try:
+        if dist.get_rank() == 0:
+            try:
+                fn()
+            except Exception as e:
+                failure[0] = " ".join(str(e).split()) or type(e).__name__
+                raise
+    finally:
+        dist.broadcast_object_list(failure, src=0, group=_group())
+    if failure[0] is not None and dist.get_rank() != 0:
+        raise ZooError(failure[0])
+
+
 def barrier() -> None:
     """Wait for every rank (nothing for one process)."""
     if _active():

@@ -65,9 +65,11 @@ def classify_to_file(args: argparse.Namespace) -> int:
     from .. import distributed
     from ..tasks import Classifier
     from ..tasks.images import find_images, show_text
+    from ..tasks.outputs import refuse_existing
     from ..tasks.predictions import Job, output_format
 
     output_format(Path(args.output))  # a bad suffix is refused before any work
+    refuse_existing(Path(args.output), args.overwrite, "-o")  # a file of the user's is never replaced unasked
     distributed.init_for_command()
     w = distributed.world()
     lead = w.rank == 0
@@ -83,9 +85,8 @@ def classify_to_file(args: argparse.Namespace) -> int:
         "categories": args.categories,
     }
     job = Job(args.output, paths, args.batch_size, settings)
-    if lead:
-        job.prepare(restart=args.restart, leader=True)
-    distributed.barrier()
+    # Rank 0 checks and prepares; its refusal (another run's parts) is every rank's one-line error.
+    distributed.on_rank_zero(lambda: job.prepare(restart=args.restart, leader=True))
     if not lead:
         job.prepare(restart=False, leader=False)
     with distributed.leader_first():  # one download per cache; the others read it
@@ -110,7 +111,7 @@ def classify_to_file(args: argparse.Namespace) -> int:
     distributed.barrier()
     if not lead:
         return 0
-    summary = job.merge()
+    summary = job.merge(overwrite=args.overwrite)
     summary = {"output": str(args.output), **summary, "missing_inputs": len(missing)}
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -457,6 +458,7 @@ def register(sub: Subcommands) -> None:
         help="write one record per image to FILE (.jsonl or .csv): the same under torchrun, resumable",
     )
     p.add_argument("--restart", action="store_true", help="with -o: drop a run of other inputs or settings")
+    p.add_argument("--overwrite", action="store_true", help="with -o: replace the file if it exists")
     p.add_argument(
         "--fail-on-error", action="store_true", help="with -o: exit 1 if any image could not be read"
     )

@@ -115,12 +115,16 @@ def _offline_error(spec: HubSpec) -> HubError:
     )
 
 
+_TEMPORARY = re.compile(r"\.tmp-(?P<tag>[A-Za-z0-9_-]{1,16}\.[0-9]{1,10}\.[0-9a-f]{6})-")
+
+
 def _clean_leftovers(folder: Path) -> None:
     # Called under the repo's lock, which on a file system without coherent locks may not keep out a loader
     # on another machine: only temporaries whose writer is gone go (owners.gone), and those of a zoo before
     # owner tags (`.tmp-archive`, `.tmp-extract-*`), which wrote them under this lock.
     for p in folder.glob(".tmp-*"):
-        tag = p.name[len(".tmp-") :].split("-", 1)[0]
+        tagged = _TEMPORARY.match(p.name)
+        tag = tagged["tag"] if tagged else ""
         if owners.parse(tag) is not None:
             try:
                 if not owners.gone(tag, p.lstat().st_mtime):

@@ -48,7 +48,8 @@ class Job:
         self.paths = list(paths)
         self.batch_size = batch_size
         self.parts = self.out.with_name(self.out.name + ".parts")
-        listing = "\n".join(os.fsdecode(p) for p in self.paths).encode("utf-8", "surrogateescape")
+        # NUL cannot be part of a file name: two different lists never give the same text.
+        listing = "\0".join(os.fsdecode(p) for p in self.paths).encode("utf-8", "surrogateescape")
         self.identity = {
             "inputs": len(self.paths),
             "inputs_sha256": hashlib.sha256(listing).hexdigest(),
@@ -65,7 +66,13 @@ class Job:
         settings unless `restart`, which drops its parts."""
         check_output_dir(self.out.parent)
         record = self.parts / "job.json"
-        if self.parts.is_dir() and record.is_file():
+        if self.parts.is_symlink() or (os.path.lexists(self.parts) and not self.parts.is_dir()):
+            raise ZooError(
+                f"{show_path(self.parts)} is not a folder of zoo's (a link or a file): remove it, it is not written "
+                "through"
+            )
+        if self.parts.is_dir():
+            # A folder without this job's record (another job's, or a half-removed one) is never resumed from.
             try:
                 recorded = json.loads(record.read_text(encoding="utf-8"))
             except (OSError, ValueError):
@@ -146,8 +153,9 @@ class Job:
                     progress(n, len(todo))
         return len(todo)
 
-    def merge(self) -> dict[str, int]:
-        """Write the output from the parts (every unit must be done), then drop the parts; a summary."""
+    def merge(self, *, overwrite: bool = False) -> dict[str, int]:
+        """Write the output from the parts (every unit must be done), then drop the parts; a summary. An
+        existing output is replaced only with `overwrite`."""
         done = self.finished()
         missing = [u for u in range(self.units) if u not in done]
         if missing:
@@ -156,7 +164,7 @@ class Job:
             )
         records = [r for u in range(self.units) for r in done[u]]
         text = _jsonl(records) if self.format == "jsonl" else _csv(records)
-        write_atomic(self.out, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"), overwrite=True)
+        write_atomic(self.out, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"), overwrite=overwrite)
         shutil.rmtree(self.parts, ignore_errors=True)
         errors = sum("error" in r for r in records)
         return {"images": len(records), "errors": errors, "units": self.units}
@@ -168,7 +176,10 @@ def _record(index: int, path: Path, outcome: Any) -> Record:
     return {
         "index": index,
         "path": show_path(path),
-        "predictions": [{"label": label, "percent": round(percent, 4)} for label, percent in outcome],
+        # Labels come from whoever made the weights: shown escaped, as `zoo classify` prints them.
+        "predictions": [
+            {"label": show_path(label), "percent": round(percent, 4)} for label, percent in outcome
+        ],
     }
 
 
@@ -184,7 +195,12 @@ def _csv(records: list[Record]) -> str:
         ["index", "path", *[f"{k}{i}" for i in range(1, top + 1) for k in ("label", "percent")], "error"]
     )
     for r in records:
-        cells = [c for p in r.get("predictions", []) for c in (p["label"], f"{p['percent']:.4f}")]
+        cells = [c for p in r.get("predictions", []) for c in (_cell(p["label"]), f"{p['percent']:.4f}")]
         cells += [""] * (2 * top - len(cells))
-        writer.writerow([r["index"], r["path"], *cells, r.get("error", "")])
+        writer.writerow([r["index"], _cell(r["path"]), *cells, _cell(r.get("error", ""))])
     return buffer.getvalue()
+
+
+def _cell(text: str) -> str:
+    # A cell a spreadsheet would run as a formula (a file named `=HYPERLINK(...)`) is kept as text.
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

@@ -163,9 +163,11 @@ def _join(w: Weights, pieces: list[Path], expected: str | None) -> Path:
                     temporary.unlink()
         integrity.remember(target, actual)
         integrity.warn_if_partial(w.key, expected)
-        # The pieces are only a way to the joined file: the zoo cache keeps one copy (resnet101: 170 MB).
+        # The pieces are only a way to the joined file: the zoo cache keeps one copy (resnet101: 170 MB). A
+        # piece that is also a file of its own for some entry (a main file, another's companion) stays.
+        owned = {f.file_name for e in manifest.load().weights.values() for f in (e, *e.files.values())}
         for piece in pieces:
-            if piece.parent == paths.weights_dir():
+            if piece.parent == paths.weights_dir() and piece.name not in owned:
                 with contextlib.suppress(OSError), lock_for(piece):
                     integrity.forget(piece)
                     piece.unlink()
