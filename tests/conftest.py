@@ -99,6 +99,15 @@ def photo(width: int, height: int, seed: int = 0) -> Image.Image:
     return Image.fromarray(((np.stack(channels, -1) + 1) * 127.5).astype(np.uint8))
 
 
+def image_folder(root: Path, classes: list[str], per_class: int, size: tuple[int, int] = (40, 36)) -> Path:
+    """An ImageFolder of photo-like PNGs under `root`: one sub-folder per class, `per_class` images each."""
+    for c, name in enumerate(classes):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            photo(*size, seed=per_class * c + i).save(root / name / f"{i}.png")
+    return root
+
+
 GOLDEN_RETRIEVER = 207
 
 

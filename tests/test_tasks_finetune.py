@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import photo
+from conftest import image_folder
 from PIL import Image
 
 import zoo
@@ -163,11 +163,7 @@ def test_resume_from_the_checkpoint_gives_the_weights_of_an_uninterrupted_run(tm
 
     from zoo.cli import main
 
-    data = tmp_path / "data"
-    for c, name in enumerate(["a", "b"]):
-        (data / name).mkdir(parents=True)
-        for i in range(6):
-            photo(36, 36, seed=20 * c + i).save(data / name / f"{i}.png")
+    data = image_folder(tmp_path / "data", ["a", "b"], 6, size=(36, 36))
     common = ["finetune", str(data), "--weights", "none", "--freeze-backbone", "--batch-size", "4"]
     common += ["--val-fraction", "0.25", "--image-size", "32", "--workers", "0", "--device", "cpu"]
     assert main([*common, "--epochs", "3", "-o", str(tmp_path / "whole")]) == 0

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, kill_tree, photo
+from conftest import REPO_ROOT, image_folder, kill_tree, photo
 
 from zoo.cli import main
 from zoo.tasks.predictions import Job
@@ -151,11 +151,7 @@ def test_two_ranks_translate_a_folder_as_one_process_does_and_skip_existing_resu
 def test_ddp_finetune_on_two_ranks_matches_one_process(tmp_path):
     from safetensors.torch import load_file
 
-    data = tmp_path / "data"
-    for c, name in enumerate(["cats", "dogs"]):
-        (data / name).mkdir(parents=True)
-        for i in range(8):
-            photo(40, 36, seed=10 * c + i).save(data / name / f"{i}.png")
+    data = image_folder(tmp_path / "data", ["cats", "dogs"], 8)
     common = ["finetune", str(data), "--model", "resnet18", "--weights", "none", "--freeze-backbone"]
     common += ["--epochs", "2", "--batch-size", "4", "--val-fraction", "0.25", "--image-size", "32"]
     common += ["--workers", "0", "--device", "cpu"]
