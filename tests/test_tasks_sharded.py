@@ -140,6 +140,9 @@ def test_two_ranks_translate_a_folder_as_one_process_does_and_skip_existing_resu
     assert names == sorted(p.name for p in (tmp_path / "two").iterdir()) and len(names) == 3
     for name in names:
         assert (tmp_path / "two" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
+    # One input to one output file under torchrun: rank 0 writes it, the other rank has nothing to do.
+    run_torchrun("translate", str(pics / "h0.png"), "-o", str(tmp_path / "single.png"), *common)
+    assert (tmp_path / "single.png").read_bytes() == (tmp_path / "one" / "h0.png").read_bytes()
     (tmp_path / "two" / names[1]).unlink()  # as a run cut short leaves it
     capsys.readouterr()
     assert main(["translate", str(pics), "-o", str(tmp_path / "two"), *common, "--skip-existing"]) == 0

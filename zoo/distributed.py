@@ -87,6 +87,12 @@ def device() -> Any:
     return torch.device("cpu")
 
 
+def device_for(requested: Any) -> Any:
+    """The device one of zoo's commands uses: this rank's own (`device()`) for "auto" in a distributed run,
+    else the one asked for."""
+    return device() if requested == "auto" and world().is_distributed else requested
+
+
 _coordination: Any = None
 
 

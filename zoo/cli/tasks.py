@@ -73,7 +73,7 @@ def classify_to_file(args: argparse.Namespace) -> int:
     distributed.init_for_command()
     w = distributed.world()
     lead = w.rank == 0
-    device = distributed.device() if w.is_distributed and args.device == "auto" else args.device
+    device = distributed.device_for(args.device)
     paths, missing = find_images(args.inputs)
     if lead and not args.json:
         _report(missing)
@@ -201,10 +201,10 @@ def cmd_translate(args: argparse.Namespace) -> int:
         check_output_dir(out)
     written: list[dict[str, Any]] = []
     skipped: list[str] = []
-    # Under torchrun the images are dealt round-robin over the ranks (one output file each, nothing to merge).
-    sharded = distributed.init_for_command() and not single_file
-    w = distributed.world() if sharded else distributed.World()
-    device = distributed.device() if sharded and args.device == "auto" else args.device
+    # Under torchrun the images are dealt round-robin over the ranks; a single output file falls to rank 0.
+    distributed.init_for_command()
+    w = distributed.world()
+    device = distributed.device_for(args.device)
     if paths:
         with distributed.leader_first():  # one download per cache
             translator = Translator(args.model, _weights(args.weights), device=device, size=args.size)
@@ -288,7 +288,7 @@ def _generate_sharded(args: argparse.Namespace) -> tuple[Any, int]:
     w = distributed.world()
     seed = [args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")]
     dist.broadcast_object_list(seed, src=0)
-    device = distributed.device() if args.device == "auto" else args.device
+    device = distributed.device_for(args.device)
     mine = range(w.rank, units_of(args.n), w.world_size)
     with distributed.leader_first():  # one download per cache
         done = generate(
@@ -396,8 +396,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from ..tasks.images import show_text
 
     # Under torchrun: DistributedDataParallel over the ranks (gloo on CPU, nccl with CUDA), rank 0 writes.
-    sharded = distributed.init_for_command()
-    device = distributed.device() if sharded and args.device == "auto" else args.device
+    distributed.init_for_command()
+    device = distributed.device_for(args.device)
 
     # Log lines name class folders and files: escaped for the terminal (the card keeps the real names).
     stream = sys.stderr if args.json else sys.stdout
