@@ -43,6 +43,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("zoo: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if "torch.distributed" in sys.modules:  # only a command that ran distributed can have opened a group
+            from .. import distributed
+
+            distributed.close_for_command()
 
 
 def one_line(error: BaseException) -> str:
