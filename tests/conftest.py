@@ -16,7 +16,7 @@ from PIL import Image
 
 import zoo
 from zoo.store import download
-from zoo.weights import manifest
+from zoo.weights import copies, manifest
 
 # Registered before the import below, so pytest can still load it as a plugin with assertion rewriting.
 pytest.register_assert_rewrite("secret_guard")
@@ -29,14 +29,15 @@ pytest_plugins = ["forge", "secret_guard"]
 
 
 @pytest.fixture(autouse=True)
-def isolated_homes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolated_homes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("ZOO_HOME", str(tmp_path / "zoo_home"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     for var in ("ZOO_MANIFEST", "ZOO_OFFLINE", "ZOO_WEIGHTS_MIRROR"):
         monkeypatch.delenv(var, raising=False)
     # Retries keep their count but not their waiting; tests of the backoff itself set it back.
     monkeypatch.setattr(download, "BACKOFF", 0.001)
-    return tmp_path
+    yield tmp_path
+    copies.wait()  # safetensors copies a load started in the background end with their test
 
 
 def sha256_of(path: Path) -> str:

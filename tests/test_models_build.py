@@ -367,29 +367,53 @@ def test_dcgan_accepts_the_gan_zoo_use_gpu_flag():
     assert model.formatLayer.weight.device.type == "cpu"
 
 
-def test_pretrained_build_runs_on_meta_without_init(tmp_path, monkeypatch):
+def test_a_pretrained_build_runs_no_init_and_every_tensor_comes_from_the_file(tmp_path, monkeypatch):
     from zoo.models import _builder
 
-    calls, seen = [], {}
+    calls = []
     original = nn.init.kaiming_uniform_
     monkeypatch.setattr(
         nn.init, "kaiming_uniform_", lambda t, *a, **k: calls.append(t.device.type) or original(t, *a, **k)
     )
-
-    def make(**kwargs):
-        seen["device"] = torch.empty(1).device.type
-        return make_mlp(**kwargs)
-
     f = tmp_path / "m.pth"
-    torch.save(make_mlp().state_dict(), f)
+    saved = make_mlp().state_dict()
+    torch.save(saved, f)
     calls.clear()
-    model = _builder.build("mlp", make, weights=f, pretrained=False, progress=False, device="cpu", kwargs={})
-    assert seen == {"device": "meta"} and calls == [] and no_meta(model)
+    model = _builder.build(
+        "mlp", make_mlp, weights=f, pretrained=False, progress=False, device="cpu", kwargs={}
+    )
+    assert calls == [] and no_meta(model)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in saved.items())
     make_mlp()
     assert calls == ["cpu", "cpu"]  # the spy is live: a random-init build does reach it
 
 
+def test_a_module_whose_own_loader_leaves_a_tensor_unfilled_is_refused(tmp_path):
+    from zoo.models import _builder
+
+    class Forgetful(nn.Linear):
+        def _load_from_state_dict(self, state_dict, prefix, metadata, strict, missing, unexpected, errors):
+            # Takes the bias as its own and never fills it: the bias stays as built (no init ran).
+            rest = {k: v for k, v in state_dict.items() if k != prefix + "bias"}
+            super()._load_from_state_dict(rest, prefix, metadata, strict, [], unexpected, errors)
+
+    f = tmp_path / "m.pth"
+    torch.save(nn.Linear(4, 3).state_dict(), f)
+    with pytest.raises(WeightsMismatchError, match="uninitialised: bias"):
+        _builder.build(
+            "forgetful",
+            lambda: Forgetful(4, 3),
+            weights=f,
+            pretrained=False,
+            progress=False,
+            device="cpu",
+            kwargs={},
+        )
+
+
 def test_init_of_real_tensors_still_runs_during_a_fast_build():
+    import threading
+
     from zoo.models._builder import _skip_init
 
     torch.manual_seed(1)
@@ -400,6 +424,17 @@ def test_init_of_real_tensors_still_runs_during_a_fast_build():
         with torch.device("meta"):
             assert nn.Linear(8, 8).weight.is_meta
     assert torch.equal(during, expected)
+    other = {}
+
+    def build_elsewhere():
+        torch.manual_seed(1)
+        other["weight"] = nn.Linear(8, 8).weight
+
+    with _skip_init(every_tensor=True):  # a pretrained build skips init on this thread only
+        thread = threading.Thread(target=build_elsewhere)
+        thread.start()
+        thread.join()
+    assert torch.equal(other["weight"], expected)
 
 
 def test_pre_0_4_1_files_without_batchnorm_counters_load(tmp_path):

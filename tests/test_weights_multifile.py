@@ -100,7 +100,7 @@ def test_the_model_loads_from_the_entry_with_every_file_fetched_verified_and_the
     joined = cache / "resnet101.pth"
     assert joined.read_bytes() == staged["resnet101.pth"].read_bytes()
     # The chunks were only the way to the joined file: the cache keeps one copy, and nothing half-made.
-    assert sorted(p.name for p in cache.iterdir() if not p.name.endswith(".lock")) == [
+    assert sorted(p.name for p in cache.iterdir() if p.is_file() and not p.name.endswith(".lock")) == [
         "fc-infos.pkl",
         "fc-model.pth",
         "resnet101.pth",

@@ -9,8 +9,8 @@ import time
 from .. import registry
 from ..errors import ZooError
 from ..store import integrity, paths
+from ..weights import copies, housekeeping, manifest
 from ..weights import files as weight_files
-from ..weights import housekeeping, manifest
 from ..weights.housekeeping import human_size
 from ..weights.manifest import Weights
 from .command import Subcommands, add_command, add_group, emit, table
@@ -62,6 +62,7 @@ def register(sub: Subcommands) -> None:
                         print(f"zoo: error: {failed[-1]['error']}", file=sys.stderr)
                     continue
                 path = found.pop("weights")
+                weight_files.prepare_copy(path)  # so the first load maps safetensors too
                 done.append(
                     {
                         "key": w.key,
@@ -88,17 +89,26 @@ def register(sub: Subcommands) -> None:
                 "file": f.path.name,
                 "keys": f.keys,
                 "size": f.size,
+                "copy_size": f.copy_size,
                 "verified": f.state(),
                 "last_used": time.strftime("%Y-%m-%d %H:%M", time.localtime(f.last_used)),
             }
             for f in files
         ]
         rows = [
-            [", ".join(d["keys"]) or "-", d["file"], human_size(d["size"]), d["verified"], d["last_used"]]
+            [
+                ", ".join(d["keys"]) or "-",
+                d["file"],
+                human_size(d["size"]),
+                human_size(d["copy_size"]) if d["copy_size"] else "-",
+                d["verified"],
+                d["last_used"],
+            ]
             for d in data
         ]
-        total = f"{len(files)} files, {human_size(sum(f.size for f in files))} in {paths.weights_dir()}"
-        text = table(rows, ["key", "file", "size", "verified", "last used"]) + "\n" + total if rows else total
+        total = f"{len(files)} files, {human_size(sum(f.total for f in files))} in {paths.weights_dir()}"
+        heads = ["key", "file", "size", "safetensors copy", "verified", "last used"]
+        text = table(rows, heads) + "\n" + total if rows else total
         emit(args, data, text)
         return 0
 
@@ -127,10 +137,20 @@ def register(sub: Subcommands) -> None:
                             paths.home() / "pins.json", e, doing="record a pin in"
                         ) from None
                 state = "ok (pinned)"
-            results.append({"file": f.path.name, "keys": f.keys, "state": state, "deleted": deleted})
+            copy = copies.check(f.path)
+            if copy == "bad" or deleted:  # a copy is only ever rewritten from a good source
+                housekeeping.remove_copy(f.path)
+            results.append(
+                {"file": f.path.name, "keys": f.keys, "state": state, "deleted": deleted, "copy": copy}
+            )
         lines = [
             f"{r['state']:<12} {r['file']}"
             + {True: " (deleted)", False: " (kept: cannot delete it here)", None: ""}[r["deleted"]]
+            + (
+                " (its safetensors copy was bad: deleted, made again on the next load)"
+                if r["copy"] == "bad"
+                else ""
+            )
             for r in results
         ]
         lines.append(f"{len(results)} files checked, {bad} bad")
@@ -156,8 +176,8 @@ def register(sub: Subcommands) -> None:
             raise ZooError(str(e)) from None
         removed = housekeeping.prune(limit, dry_run=args.dry_run)
         verb = "would remove" if args.dry_run else "removed"
-        lines = [f"{verb} {f.path.name} ({human_size(f.size)})" for f in removed]
-        lines.append(f"{verb} {len(removed)} files, {human_size(sum(f.size for f in removed))}")
+        lines = [f"{verb} {f.path.name} ({human_size(f.total)})" for f in removed]
+        lines.append(f"{verb} {len(removed)} files, {human_size(sum(f.total for f in removed))}")
         emit(args, [f.path.name for f in removed], "\n".join(lines))
         return 0
 

@@ -303,16 +303,35 @@ def _not_found(w: Weights, expected: str | None, tried: list[str], skipped: list
     return "\n".join(lines)
 
 
+def prepare_copy(path: Path) -> None:
+    """Write the safetensors copy of the verified zoo-cache file `path` now (`zoo fetch`), if it gets one; a
+    copy that cannot be written is a warning, never an error (loads then read the file itself)."""
+    from . import copies
+
+    digest = integrity.known_digest(path) if copies.eligible(path) else None
+    if digest is not None and copies.load(path, digest) is None and copies.wanted(path, digest):
+        copies.make_in_background(path, digest)
+        copies.wait()
+
+
 def load_state_dict(selected: Weights | Path, *, progress: bool = True) -> StateDict:
     """The state dict of manifest weights (verified first) or of a local file, loaded without running code.
 
     Files of the zoo's caches are memory-mapped (they are only ever replaced by renaming); a user's own file
     is read into memory, so saving a checkpoint over it later cannot pull the weights from under the model.
+    A verified `.pth` of the zoo cache is read from its safetensors copy once there is one (`copies`).
     """
-    from . import serialization
+    from . import copies, serialization
 
     if isinstance(selected, Weights):
         # progress=True (torchvision's default) still shows a bar only on a terminal, never in logs.
         path = verified_file(selected, progress=None if progress else False)
+        digest = integrity.known_digest(path) if copies.eligible(path) else None
+        if digest is not None:
+            state_dict = copies.load(path, digest)
+            if state_dict is not None:
+                return state_dict
+            if copies.wanted(path, digest):
+                copies.make_in_background(path, digest)
         return serialization.load_state_dict(path, mmap=True)
     return serialization.load_state_dict(selected)

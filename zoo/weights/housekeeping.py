@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..store import integrity, paths
 from ..store.download import lock_for
-from . import manifest
+from . import copies, manifest
 from .files import expected_sha256
 from .manifest import Weights
 
@@ -27,6 +27,12 @@ class CachedFile:
     size: int
     last_used: float  # seconds since the epoch (the file's atime, set on every use)
     entries: list[Weights] = field(default_factory=list)
+    copy_size: int = 0  # its safetensors copy and record (`copies`), 0 when there is none
+
+    @property
+    def total(self) -> int:
+        """Bytes the file and its safetensors copy take together."""
+        return self.size + self.copy_size
 
     @property
     def keys(self) -> list[str]:
@@ -82,7 +88,8 @@ def scan() -> list[CachedFile]:
             continue
         if not stat.S_ISREG(st.st_mode):
             continue
-        files.append(CachedFile(path, st.st_size, st.st_atime, by_file.get(path.name, [])))
+        found = CachedFile(path, st.st_size, st.st_atime, by_file.get(path.name, []), copies.size_of(path))
+        files.append(found)
     return sorted(files, key=lambda f: f.last_used, reverse=True)
 
 
@@ -94,7 +101,7 @@ def find(name: str) -> list[CachedFile]:
 
 
 def remove(f: CachedFile) -> None:
-    """Delete a cached file and what is remembered about it (under its download lock).
+    """Delete a cached file, its safetensors copy and what is remembered about them (under their locks).
 
     A cache that cannot be changed (read-only, not ours) is one ZooError naming the file; nothing is deleted.
     """
@@ -102,21 +109,46 @@ def remove(f: CachedFile) -> None:
         with lock_for(f.path):
             f.path.unlink(missing_ok=True)
             integrity.forget(f.path)
+        remove_copy(f.path)
     except OSError as e:
         raise paths.cannot_write(f.path, e, doing="remove") from None
 
 
+def remove_copy(source: Path) -> int:
+    """Delete the safetensors copy of `source` (waiting for a process writing it); the bytes freed."""
+    copy = copies.copy_path(source)
+    if not copy.parent.is_dir():
+        return 0
+    with lock_for(copy):
+        return copies.remove(source)
+
+
+def remove_orphans(*, dry_run: bool = False) -> int:
+    """Delete safetensors copies whose source is gone from the cache (removed by hand, or by an older zoo);
+    the bytes freed."""
+    freed = 0
+    for source in copies.orphans():
+        if dry_run:
+            freed += copies.size_of(source)
+            continue
+        with contextlib.suppress(OSError), lock_for(copies.copy_path(source)):
+            freed += copies.remove(source)
+    return freed
+
+
 def prune(max_bytes: int, *, dry_run: bool = False) -> list[CachedFile]:
-    """Remove least recently used files until the cache holds at most `max_bytes`; return those removed."""
+    """Remove least recently used files (each with its safetensors copy) until the cache holds at most
+    `max_bytes`; return those removed. Copies whose source is gone are removed first."""
+    remove_orphans(dry_run=dry_run)
     files = scan()
-    total = sum(f.size for f in files)
+    total = sum(f.total for f in files)
     removed = []
     for f in reversed(files):  # oldest use first
         if total <= max_bytes:
             break
         if not dry_run:
             remove(f)
-        total -= f.size
+        total -= f.total
         removed.append(f)
     return removed
 
