@@ -34,6 +34,9 @@ def isolated_homes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     for var in ("ZOO_MANIFEST", "ZOO_OFFLINE", "ZOO_WEIGHTS_MIRROR"):
         monkeypatch.delenv(var, raising=False)
+    # Each safetensors copy is a process of its own (about 1.5 s of CPU to import torch): only the tests of
+    # copies (test_weights_safetensors_copies.py) switch them on.
+    monkeypatch.setenv("ZOO_SAFETENSORS_COPIES", "0")
     # Retries keep their count but not their waiting; tests of the backoff itself set it back.
     monkeypatch.setattr(download, "BACKOFF", 0.001)
     yield tmp_path

@@ -6,38 +6,20 @@ Nothing here imports torch: `zoo cache dir` and `zoo cache ls` start without it.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import errno
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import platformdirs
 
 from ..errors import StorageError
 
-_pinned: contextvars.ContextVar[Path | None] = contextvars.ContextVar("zoo_home", default=None)
-
 
 def home() -> Path:
     """The zoo home: `ZOO_HOME` (with `~` expanded, as torch does for TORCH_HOME), else platformdirs' user
     cache dir for "zoo"."""
-    pinned = _pinned.get()
-    if pinned is not None:
-        return pinned
     return Path(os.path.expanduser(os.environ.get("ZOO_HOME") or platformdirs.user_cache_dir("zoo")))
-
-
-@contextlib.contextmanager
-def pinned_home(folder: Path) -> Iterator[None]:
-    """Make `home()` return `folder` in this thread (context) only, whatever ZOO_HOME says meanwhile: work a
-    load hands to a background thread stays in the home the load used."""
-    token = _pinned.set(folder)
-    try:
-        yield
-    finally:
-        _pinned.reset(token)
 
 
 def weights_dir() -> Path:
