@@ -159,7 +159,9 @@ def make_in_background(source: Path, source_sha256: str) -> None:
                 start_new_session=True,  # a Ctrl-C meant for the caller does not cut a copy short
             )
         except OSError as e:
-            warnings.warn(f"zoo: no safetensors copy of {source.name} (cannot start a process: {e})", stacklevel=2)
+            warnings.warn(
+                f"zoo: no safetensors copy of {source.name} (cannot start a process: {e})", stacklevel=2
+            )
 
 
 def wait(timeout: float | None = None) -> None:
