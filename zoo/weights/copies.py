@@ -124,13 +124,21 @@ def load(source: Path, source_sha256: str) -> StateDict | None:
 def wanted(source: Path, source_sha256: str) -> bool:
     """Whether to write a copy of `source` that `load` found no usable copy of: unless copies are off, or its
     record says that no copy can be made of this very file."""
+    if not eligible(source) or not _writable(folder() if folder().is_dir() else source.parent):
+        # A read-only cache (shared on a cluster) keeps using the copies it has, but gets no new ones: a
+        # process started for each load would only find that it cannot write.
+        return False
     record = read_record(copy_path(source))
-    return eligible(source) and not (
+    return not (
         record is not None
         and record["source"] == source.name
         and record["source_sha256"] == source_sha256
         and record.get("sha256") is None
     )
+
+
+def _writable(where: Path) -> bool:
+    return os.access(where, os.W_OK | os.X_OK)
 
 
 def make_in_background(source: Path, source_sha256: str) -> None:
