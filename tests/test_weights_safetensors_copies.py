@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections import OrderedDict
 
 import pytest
@@ -209,7 +210,7 @@ def test_a_writer_that_died_mid_copy_leaves_nothing_the_next_one_keeps(cached):
 def test_the_background_copy_stays_in_the_home_of_the_load(cached, tmp_path, monkeypatch):
     digest = integrity.sha256_file(cached)
     home = os.environ["ZOO_HOME"]
-    copies.make_in_background(cached, digest)
+    copies.make_later(cached, digest)
     monkeypatch.setenv("ZOO_HOME", str(tmp_path / "another_home"))  # as a test or a script might, meanwhile
     copies.wait()
     monkeypatch.setenv("ZOO_HOME", home)
@@ -236,3 +237,18 @@ def test_the_copy_loads_in_a_new_process_without_torch_load(cached):
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_script_that_loads_and_exits_leaves_the_copy_to_a_writer_that_outlives_it(cached):
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    started = time.monotonic()
+    script = (
+        "import zoo; from zoo.weights import copies\n"
+        "zoo.get_model('mlp')\n"
+        "assert not copies.folder().exists(), 'written while the script ran'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    while copies.check(cached) != "ok" and time.monotonic() - started < 60:
+        time.sleep(0.1)
+    assert copies.check(cached) == "ok"

@@ -5,8 +5,8 @@ memory-mapped `.pth`, against 9 ms for the same tensors mapped from a safetensor
 the zoo cache has been verified, zoo keeps a safetensors copy of its state dict in `weights/safetensors/`,
 and later loads map the copy instead.
 
-- A copy is written once, by a process of its own (the load that finds none is no slower), from a fresh
-  reading of the source, into a temporary that is renamed into place only after every tensor read back from
+- A copy is written once, by a process of its own started when the loading process exits (so the load that
+  finds none is no slower), from a fresh reading of the source, into a temporary that is renamed into place only after every tensor read back from
   it equals the source's, bit for bit.
 - Its record, `<copy>.json`, names the source file, the source's full sha256 and the copy's own; the copy's
   header names the source's sha256 too. A copy is used only when both name the digest its source was just
@@ -19,6 +19,7 @@ and later loads map the copy instead.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -47,6 +48,7 @@ _META_SOURCE = "zoo.source_sha256"
 _META_VERSIONS = "zoo.module_versions"  # state_dict()._metadata: the per-module versions loaders read
 
 _pending: dict[str, subprocess.Popen] = {}
+_deferred: dict[str, tuple[Path, str, Path]] = {}  # source -> (source, its sha256, the zoo home of the load)
 _pending_lock = threading.Lock()
 
 
@@ -141,11 +143,29 @@ def _writable(where: Path) -> bool:
     return os.access(where, os.W_OK | os.X_OK)
 
 
-def make_in_background(source: Path, source_sha256: str) -> None:
-    """Write the copy of `source` in a process of its own (`python -m zoo.weights.copies`), one per file at a
-    time from this process. Not a thread: torch's unpickler holds the GIL, and a thread reading the source
-    made the load that started it 2.3x slower (resnet101: 57 -> 133 ms). The child outlives a script that
-    exits at once, writes into this load's zoo home, and reports a failure on stderr in one line."""
+def make_later(source: Path, source_sha256: str) -> None:
+    """Have the copy of `source` written once this process is done with its work: at exit (or at `wait()`),
+    by a process of its own (`python -m zoo.weights.copies`).
+
+    Not now, and not on a thread: a thread reading the source held the GIL (torch's unpickler), and made the
+    load that started it 2.3x slower (resnet101: 57 -> 133 ms); a process started at once took a core from
+    the build that follows (shufflenet_v2_x0_5 on 2 busy cores: 34 -> 61 ms). At exit it costs the caller
+    nothing: the child is started (0.3 ms) and outlives it, writes into the zoo home of the load, and reports
+    a failure on stderr in one line."""
+    with _pending_lock:
+        _deferred[str(source)] = (source, source_sha256, paths.home())
+
+
+def start_deferred() -> None:
+    """Start the writers of the copies `make_later` queued (run at exit)."""
+    with _pending_lock:
+        queued = list(_deferred.values())
+        _deferred.clear()
+    for source, digest, home in queued:
+        _start(source, digest, home)
+
+
+def _start(source: Path, source_sha256: str, home: Path) -> None:
     key = str(source)
     with _pending_lock:
         running = _pending.get(key)
@@ -154,9 +174,9 @@ def make_in_background(source: Path, source_sha256: str) -> None:
         package_root = str(Path(__file__).resolve().parents[2])  # where `zoo` is imported from
         env = {
             **os.environ,
-            "ZOO_HOME": str(paths.home()),
+            "ZOO_HOME": str(home),
             "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p),
-            "OMP_NUM_THREADS": "1",  # it only reads, compares and writes: leave the cores to the caller
+            "OMP_NUM_THREADS": "1",  # it only reads, compares and writes
         }
         try:
             _pending[key] = subprocess.Popen(
@@ -170,16 +190,26 @@ def make_in_background(source: Path, source_sha256: str) -> None:
             warnings.warn(
                 f"zoo: no safetensors copy of {source.name} (cannot start a process: {e})", stacklevel=2
             )
+            return
+        # Lowest priority: whatever runs next on this machine matters more than a copy.
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, _pending[key].pid, 19)
 
 
 def wait(timeout: float | None = None) -> None:
-    """Wait for the copies this process started (tests, benchmarks, `zoo fetch`); at most `timeout` seconds
-    each."""
+    """Write the copies queued so far and wait for them (tests, benchmarks, `zoo fetch`), at most `timeout`
+    seconds each."""
+    start_deferred()
     with _pending_lock:
         running = list(_pending.values())
     for process in running:
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout)
+
+
+atexit.register(start_deferred)
+if hasattr(os, "register_at_fork"):  # a forked worker (a DataLoader's) leaves the queue to its parent
+    os.register_at_fork(after_in_child=_deferred.clear)
 
 
 def _main(argv: list[str]) -> int:

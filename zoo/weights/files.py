@@ -310,7 +310,7 @@ def prepare_copy(path: Path) -> None:
 
     digest = integrity.known_digest(path) if copies.eligible(path) else None
     if digest is not None and copies.load(path, digest) is None and copies.wanted(path, digest):
-        copies.make_in_background(path, digest)
+        copies.make_later(path, digest)
         copies.wait()
 
 
@@ -332,6 +332,6 @@ def load_state_dict(selected: Weights | Path, *, progress: bool = True) -> State
             if state_dict is not None:
                 return state_dict
             if copies.wanted(path, digest):
-                copies.make_in_background(path, digest)
+                copies.make_later(path, digest)
         return serialization.load_state_dict(path, mmap=True)
     return serialization.load_state_dict(selected)
