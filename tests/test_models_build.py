@@ -464,7 +464,26 @@ def test_modules_with_load_hooks_go_through_load_state_dict(tmp_path):
     model = _builder.build("mlp", make, weights=f, pretrained=False, progress=False, device="cpu", kwargs={})
     assert seen == [0]
     assert torch.equal(model.output_layer.bias, reference.output_layer.bias) and no_meta(model)
-    assert _builder._plain_loading(make_mlp()) and not _builder._plain_loading(model)
+    assert _builder._plain_loading(make_mlp().modules()) and not _builder._plain_loading(model.modules())
+
+
+def test_a_module_that_saves_extra_state_is_loaded_through_load_state_dict(tmp_path):
+    from zoo.models import _builder
+
+    class Counted(nn.Linear):
+        def get_extra_state(self):
+            return torch.tensor([3.0])
+
+        def set_extra_state(self, state):
+            self.restored = state
+
+    f = tmp_path / "m.pth"
+    torch.save(Counted(4, 2).state_dict(), f)
+    assert not _builder._plain_loading(Counted(4, 2).modules())
+    model = _builder.build(
+        "counted", lambda: Counted(4, 2), weights=f, pretrained=False, progress=False, device="cpu", kwargs={}
+    )
+    assert torch.equal(model.restored, torch.tensor([3.0]))
 
 
 def build_from(make, f):

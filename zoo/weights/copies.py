@@ -96,7 +96,7 @@ def read_record(copy: Path) -> dict[str, Any] | None:
 def load(source: Path, source_sha256: str) -> StateDict | None:
     """The state dict from the copy of `source` (verified to have `source_sha256`), or None when there is no
     usable copy: none yet, made from another source, not matching its own recorded digest, or unreadable."""
-    from safetensors import SafetensorError, safe_open
+    from safetensors import SafetensorError
 
     copy = copy_path(source)
     record = read_record(copy)
@@ -108,12 +108,11 @@ def load(source: Path, source_sha256: str) -> StateDict | None:
         ok, _ = integrity.verify(copy, record["sha256"])
         if not ok:
             return None
-        with safe_open(str(copy), framework="pt") as f:
+        with _open(copy) as f:
             metadata = f.metadata() or {}
             if metadata.get(_META_SOURCE) != source_sha256:
                 return None
-            names = f.keys()
-            state_dict: Any = OrderedDict((k, f.get_tensor(k)) for k in names)
+            state_dict: Any = OrderedDict(_tensors(f))
     except (OSError, SafetensorError, RuntimeError, ValueError):
         return None
     versions = metadata.get(_META_VERSIONS)
@@ -121,6 +120,29 @@ def load(source: Path, source_sha256: str) -> StateDict | None:
         with contextlib.suppress(ValueError):
             state_dict._metadata = OrderedDict(json.loads(versions))
     return state_dict
+
+
+# Up to this size a copy is read with pread instead of mapped: safetensors' mapping costs about 13 us a tensor
+# in Python, which for small models with many tensors is most of the read (shufflenet_v2_x0_5, 5 MiB in 338
+# tensors: 4.5 ms mapped, 2.4 ms read); past it, reading costs more than mapping (resnet18, 44 MiB: 31 ms
+# read, 1.7 ms mapped), and a mapped file's pages are shared between processes.
+PREAD_MAX = 16 << 20
+
+
+def _open(copy: Path) -> Any:
+    from safetensors import safe_open
+
+    small = copy.stat().st_size <= PREAD_MAX
+    try:
+        return safe_open(str(copy), framework="pt", backend="pread" if small else "mmap")
+    except TypeError:  # safetensors before 0.8 has no `backend`: it maps
+        return safe_open(str(copy), framework="pt")
+
+
+def _tensors(f: Any) -> Any:
+    if hasattr(f, "get_tensors"):  # one call for all (safetensors 0.8): 20% less than one call per tensor
+        return f.get_tensors().items()
+    return ((k, f.get_tensor(k)) for k in f.keys())  # noqa: SIM118  (a safe_open is not iterable)
 
 
 def wanted(source: Path, source_sha256: str) -> bool:
