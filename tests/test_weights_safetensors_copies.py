@@ -252,3 +252,13 @@ def test_a_script_that_loads_and_exits_leaves_the_copy_to_a_writer_that_outlives
     while copies.check(cached) != "ok" and time.monotonic() - started < 60:
         time.sleep(0.1)
     assert copies.check(cached) == "ok"
+
+
+def test_a_state_dict_with_a_transposed_tensor_is_copied_with_its_values(test_manifest):
+    weight = torch.randn(3, 5)
+    cache = test_manifest({"mlp.t": ({"w": weight.t(), "b": torch.arange(4.0)}, {})})
+    source = cache / "mlp-t.pth"
+    digest = integrity.sha256_file(source)
+    assert copies.make(source, digest) is not None
+    loaded = copies.load(source, digest)
+    assert torch.equal(loaded["w"], weight.t()) and torch.equal(loaded["b"], torch.arange(4.0))

@@ -295,7 +295,8 @@ def make(source: Path, source_sha256: str, *, wait: bool = True) -> Path | None:
         os.close(fd)
         temporary = Path(name)
         try:
-            save_file(dict(state_dict), str(temporary), metadata=metadata)
+            # safetensors stores contiguous tensors only; those of a state dict already are (no copy then).
+            save_file({k: v.contiguous() for k, v in state_dict.items()}, str(temporary), metadata=metadata)
             with safe_open(str(temporary), framework="pt") as f:
                 if set(f.keys()) != set(state_dict) or not all(
                     _same_bits(f.get_tensor(k), v) for k, v in state_dict.items()
