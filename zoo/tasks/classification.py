@@ -12,7 +12,14 @@ from PIL import Image
 from torchvision.transforms._presets import ImageClassification
 
 from .. import registry
-from ..devices import autocast, fold_batchnorm, for_inference, resolve_device, warn_if_emulated
+from ..devices import (
+    autocast,
+    fold_batchnorm,
+    for_inference,
+    resolve_device,
+    resolve_precision,
+    warn_if_emulated,
+)
 from ..errors import ImageError, InvalidArgumentError
 from ..store.small_files import FileTooLarge, NotRegularFile, read_regular
 from ..weights import cards, manifest, presets
@@ -186,22 +193,26 @@ class Classifier:
         precision: str = "fp32",
         categories: Sequence[str] | str | os.PathLike | None = None,
     ) -> None:
+        """Build `model` with `weights` on `device` (see `classify` for the arguments).
+
+        `precision="auto"` is bf16 where the device computes it natively (a CPU with AVX512_BF16 or AMX, a
+        CUDA GPU with bf16), else fp32; the precision chosen is `self.precision`.
+        """
         self.device = resolve_device(device)
-        self.precision = precision
-        autocast(self.device, precision)  # rejects an unknown precision before any work
-        warn_if_emulated(self.device, precision)
+        self.precision = resolve_precision(self.device, precision)  # rejects an unknown one before any work
+        warn_if_emulated(self.device, self.precision)
         arch, card = choose_model(model, weights, "resnet101")
         resolved = select_weights(arch, weights)
-        model = for_inference(registry.get_model(arch, weights=resolved, device=self.device), precision)
+        model = for_inference(registry.get_model(arch, weights=resolved, device=self.device), self.precision)
         if self.device.type == "cpu":
             # On CPU, folded BatchNorms and channels-last memory (oneDNN's preferred layout) measure about
             # 25 % faster for ResNet-50 at fp32 as well.
             model = fold_batchnorm(model).to(memory_format=torch.channels_last)
-        self.model = model
         self.arch = arch
-        num_classes = classes_of(self.model)
+        num_classes = classes_of(model)
         self.transform = preset_for(resolved, num_classes, arch=arch, card=card)
         self.categories = categories_for(resolved, num_classes, arch=arch, card=card, categories=categories)
+        self.model = model
 
     def prepare(self, image: ImageInput) -> torch.Tensor:
         """One image (a path or a PIL image) as the model's normalised input tensor (C, H, W)."""
@@ -284,8 +295,9 @@ def classify(
     record (a local file's card, a weights key), else resnet101. `weights`: "DEFAULT", a key or tag, a local
     file, or None. `categories`: class names (a list, or a text file with one per line) instead of the weights'
     own; a local file without names of its own gets those of the model's default weights when its head has as
-    many classes. `precision`: "fp32", "bf16" or "fp16" (autocast, with channels-last memory). A file that
-    cannot be read raises zoo.errors.ImageError naming it.
+    many classes. `precision`: "fp32" (the default: torchvision's numbers), "bf16" or "fp16" (autocast, with
+    channels-last memory), or "auto": bf16 where the device computes it natively (a CPU with AVX512_BF16 or
+    AMX, a CUDA GPU with bf16), else fp32. A file that cannot be read raises zoo.errors.ImageError naming it.
     """
     single = isinstance(images, (str, os.PathLike, Image.Image))
     items = [images] if single else list(images)
