@@ -129,7 +129,7 @@ def test_a_classifier_with_auto_precision_says_what_it_chose_and_warns_of_nothin
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no "emulated" warning where bf16 is native
         classifier = Classifier("resnet18", favouring, device="cpu", precision="auto")
-    assert classifier.precision == "bf16"
+    assert classifier.precision == "bf16" and not classifier.fused
 
 
 def test_asking_for_bf16_on_a_cpu_without_it_warns_that_it_is_emulated(favouring, monkeypatch):
