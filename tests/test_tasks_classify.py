@@ -139,6 +139,20 @@ def test_asking_for_bf16_on_a_cpu_without_it_warns_that_it_is_emulated(favouring
         Classifier("resnet18", favouring, device="cpu", precision="bf16")
 
 
+def test_cpu_flags_come_from_torchs_checks_where_there_is_no_proc_cpuinfo(monkeypatch):
+    monkeypatch.setattr(devices, "_proc_cpuinfo_flags", lambda: [])
+    for name, value in [
+        ("_is_avx2_supported", True),
+        ("_is_avx512_supported", True),
+        ("_is_avx512_bf16_supported", True),
+        ("_is_amx_tile_supported", False),
+    ]:
+        monkeypatch.setattr(torch.cpu, name, lambda value=value: value, raising=False)
+    assert devices.cpu_flags() == flags("avx2", "avx512f", "avx512_bf16")
+    monkeypatch.setattr(devices.platform, "machine", lambda: "AMD64")
+    assert devices.resolve_precision(torch.device("cpu"), "auto") == "bf16"
+
+
 def test_cpu_flags_are_described_in_one_line():
     line = devices.describe_cpu_flags(flags("avx2", "avx512f", "avx512_bf16"))
     assert line == "AVX2 yes, AVX-512 yes, AVX-512-BF16 yes, AMX no"

@@ -48,22 +48,34 @@ CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
 
 
 def cpu_flags() -> dict[str, bool]:
-    """Which of CPU_FLAGS this CPU has (AVX2, AVX-512, AVX-512-BF16, AMX-BF16), read from /proc/cpuinfo.
+    """Which of CPU_FLAGS this CPU has (AVX2, AVX-512, AVX-512-BF16, AMX-BF16): read from /proc/cpuinfo on
+    Linux, elsewhere from torch's own cpuinfo checks (`torch.cpu._is_*_supported`, AMX as AMX tiles)."""
+    flags = _proc_cpuinfo_flags()
+    if flags:
+        return {flag: flag in flags for flag in CPU_FLAGS}
+    checks = {
+        "avx2": "_is_avx2_supported",
+        "avx512f": "_is_avx512_supported",
+        "avx512_bf16": "_is_avx512_bf16_supported",
+        "amx_bf16": "_is_amx_tile_supported",
+    }
+    found = {}
+    for flag, name in checks.items():
+        check = getattr(torch.cpu, name, None)
+        try:
+            found[flag] = bool(check()) if check is not None else False
+        except (AttributeError, RuntimeError):
+            found[flag] = False
+    return found
 
-    Where /proc/cpuinfo cannot be read (not Linux) every flag is False except what torch's own dispatch
-    reports (AVX2, AVX-512).
-    """
+
+def _proc_cpuinfo_flags() -> list[str]:
+    """The x86 flags line of /proc/cpuinfo, split; [] where there is none (not Linux, not x86)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+            return next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
     except OSError:
-        flags = []
-    found = {flag: flag in flags for flag in CPU_FLAGS}
-    if not flags:
-        capability = torch.backends.cpu.get_cpu_capability()
-        found["avx2"] = capability in ("AVX2", "AVX512")
-        found["avx512f"] = capability == "AVX512"
-    return found
+        return []
 
 
 def describe_cpu_flags(flags: dict[str, bool] | None = None) -> str:
