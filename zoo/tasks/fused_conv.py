@@ -5,11 +5,12 @@ weights into oneDNN's blocked layout on every call, then the ReLU and the residu
 over memory. This rewrites the model's FX graph so that each convolution is one call of
 `torch.ops.mkldnn._convolution_pointwise` with its weights reordered once, here, for the input size it will
 see, and with the ReLU after it, or the residual add and ReLU after it, done inside the same call. These are
-the kernels inductor emits for the same model under `torch.compile` with freezing, without the compile:
-resnet50 on 2 AVX-512 cores, batches of 4, 39.5 ms per image against 54.2 ms eager and 40.1 ms compiled
-(measured side by side; docs/benchmarks.md). The results are those of the eager model (the same kernels
-and the same order of operations; equal to the bit on resnet50), and a probe checks it when the model is
-built: a model the rewrite does not suit is left as it is.
+the kernels inductor emits for the same model under `torch.compile` with freezing, without the compile
+(4-8 s for resnet50 here, in every process: inductor's cache refuses graphs holding packed weights). resnet50
+on 2 AVX-512 cores, batches of 4, in one run: 40.2 ms an image against 50.3 eager and 39.9 compiled
+(docs/benchmarks.md). The results are those of the eager model (the same kernels and the same order of
+operations; equal to the bit on resnet50), and a probe checks it when the model is built: a model the rewrite
+does not suit is left as it is.
 """
 
 from __future__ import annotations
