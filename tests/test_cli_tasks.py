@@ -77,6 +77,20 @@ def test_classify_json_schema(capsys, favouring, folder):  # noqa: F811
     assert len(data["errors"]) == 1 and "broken.jpg" in data["errors"][0]
 
 
+def test_classify_precision_auto_is_accepted_and_labels_as_fp32_does(capsys, favouring, folder):  # noqa: F811
+    outputs = []
+    for precision in ("fp32", "auto"):
+        args = ["classify", str(folder / "a.jpg"), "--weights", favouring, "--topk", "1", "--json"]
+        code, out, _ = run(capsys, *args, "--device", "cpu", "--precision", precision)
+        assert code == 0
+        outputs.append(json.loads(out)["results"][0]["predictions"][0])
+    assert outputs[0]["label"] == outputs[1]["label"] == "golden retriever"
+    assert outputs[1]["percent"] == pytest.approx(outputs[0]["percent"], abs=2)
+    with pytest.raises(SystemExit) as info:
+        main(["classify", str(folder / "a.jpg"), "--precision", "fp8"])
+    assert info.value.code == 2 and "invalid choice: 'fp8'" in capsys.readouterr().err
+
+
 def test_json_stays_json_for_errors_before_any_image(capsys, tmp_path):
     (tmp_path / "empty").mkdir()
     code, out, _ = run(capsys, "classify", str(tmp_path / "empty"), "--json")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 
 import pytest
 import torch
 from conftest import photo
 
 import zoo
+from zoo import devices
 from zoo.tasks import Classifier, classification
 from zoo.tasks.images import ImageError, open_image
 
@@ -69,7 +71,7 @@ def test_a_bad_file_names_itself(favouring, images, tmp_path):
 
 def test_bf16_agrees_with_fp32(favouring, images):
     fp32 = zoo.classify(images[:2], model="resnet18", weights=favouring, device="cpu", topk=1)
-    emulated = not torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    emulated = not devices.native_bf16(torch.device("cpu"))
     with pytest.warns(UserWarning, match="emulated") if emulated else contextlib.nullcontext():
         bf16 = zoo.classify(
             images[:2], model="resnet18", weights=favouring, device="cpu", topk=1, precision="bf16"
@@ -79,8 +81,82 @@ def test_bf16_agrees_with_fp32(favouring, images):
 
 
 def test_unknown_precision_is_refused(favouring):
-    with pytest.raises(zoo.ZooError, match="unknown precision 'int3'"):
+    with pytest.raises(zoo.ZooError, match="unknown precision 'int3'; use one of fp32, bf16, fp16 or auto"):
         Classifier("resnet18", favouring, device="cpu", precision="int3")
+
+
+def flags(*present: str) -> dict[str, bool]:
+    return {flag: flag in present for flag in devices.CPU_FLAGS}
+
+
+@pytest.mark.parametrize(
+    ("present", "machine", "expected"),
+    [
+        (("avx2", "avx512f", "avx512_bf16"), "x86_64", "bf16"),  # AMD Zen 4, Intel Cooper Lake
+        (("avx2", "avx512f", "amx_bf16"), "x86_64", "bf16"),  # Intel Sapphire Rapids
+        (("avx2", "avx512f"), "x86_64", "fp32"),  # Skylake-X: oneDNN would emulate bf16 with AVX-512
+        (("avx2",), "x86_64", "fp32"),
+        ((), "x86_64", "fp32"),
+    ],
+)
+def test_auto_precision_is_bf16_only_where_the_cpu_computes_bf16_natively(
+    monkeypatch, present, machine, expected
+):
+    monkeypatch.setattr(devices, "cpu_flags", lambda: flags(*present))
+    monkeypatch.setattr(devices.platform, "machine", lambda: machine)
+    assert devices.resolve_precision(torch.device("cpu"), "auto") == expected
+    assert devices.resolve_precision(torch.device("cpu"), "fp32") == "fp32"
+    assert devices.resolve_precision(torch.device("cpu"), "bf16") == "bf16"  # asked for: kept, and warned
+
+
+@pytest.mark.parametrize(("native", "expected"), [(True, "bf16"), (False, "fp32")])
+def test_auto_precision_on_a_gpu_is_bf16_only_where_the_gpu_has_it_without_emulation(
+    monkeypatch, native, expected
+):
+    # A GPU before Ampere reports bf16 "supported" only counting emulation.
+    monkeypatch.setattr(
+        torch.cuda, "is_bf16_supported", lambda including_emulation=True: native or including_emulation
+    )
+    assert devices.resolve_precision(torch.device("cuda"), "auto") == expected
+
+
+def test_a_classifier_with_auto_precision_says_what_it_chose_and_warns_of_nothing(favouring, monkeypatch):
+    monkeypatch.setattr(devices, "cpu_flags", lambda: flags("avx2", "avx512f"))
+    monkeypatch.setattr(devices.platform, "machine", lambda: "x86_64")
+    classifier = Classifier("resnet18", favouring, device="cpu", precision="auto")
+    assert classifier.precision == "fp32"
+    monkeypatch.setattr(devices, "cpu_flags", lambda: flags("avx2", "avx512f", "avx512_bf16"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "emulated" warning where bf16 is native
+        classifier = Classifier("resnet18", favouring, device="cpu", precision="auto")
+    assert classifier.precision == "bf16" and not classifier.fused
+
+
+def test_asking_for_bf16_on_a_cpu_without_it_warns_that_it_is_emulated(favouring, monkeypatch):
+    monkeypatch.setattr(devices, "cpu_flags", lambda: flags("avx2", "avx512f"))
+    monkeypatch.setattr(devices.platform, "machine", lambda: "x86_64")
+    with pytest.warns(UserWarning, match="AVX-512 yes, AVX-512-BF16 no, AMX no.*emulated"):
+        Classifier("resnet18", favouring, device="cpu", precision="bf16")
+
+
+def test_cpu_flags_come_from_torchs_checks_where_there_is_no_proc_cpuinfo(monkeypatch):
+    monkeypatch.setattr(devices, "_proc_cpuinfo_flags", lambda: [])
+    for name, value in [
+        ("_is_avx2_supported", True),
+        ("_is_avx512_supported", True),
+        ("_is_avx512_bf16_supported", True),
+        ("_is_amx_tile_supported", False),
+    ]:
+        monkeypatch.setattr(torch.cpu, name, lambda value=value: value, raising=False)
+    assert devices.cpu_flags() == flags("avx2", "avx512f", "avx512_bf16")
+    monkeypatch.setattr(devices.platform, "machine", lambda: "AMD64")
+    assert devices.resolve_precision(torch.device("cpu"), "auto") == "bf16"
+
+
+def test_cpu_flags_are_described_in_one_line():
+    line = devices.describe_cpu_flags(flags("avx2", "avx512f", "avx512_bf16"))
+    assert line == "AVX2 yes, AVX-512 yes, AVX-512-BF16 yes, AMX no"
+    assert set(devices.cpu_flags()) == set(devices.CPU_FLAGS)
 
 
 def golden_state(num_classes: int = 1000, favourite: int = 207) -> dict[str, torch.Tensor]:

@@ -450,7 +450,13 @@ def register(sub: Subcommands) -> None:
     )
     p.add_argument("--topk", type=positive, default=5)
     p.add_argument("--batch-size", type=positive, default=32)
-    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
+    p.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "fp16", "auto"],
+        default="fp32",
+        help="fp32 (default: torchvision's numbers); auto: bf16 where the CPU (AVX512_BF16, AMX) or GPU "
+        "computes it natively, else fp32",
+    )
     p.add_argument(
         "-o",
         "--output",
