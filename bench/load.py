@@ -32,9 +32,8 @@ from torchvision import models as tvm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import machine  # noqa: E402  (bench/machine.py)
-
 import zoo  # noqa: E402
+from zoo.devices import describe_cpu_flags  # noqa: E402
 from zoo.store import integrity  # noqa: E402
 from zoo.weights import copies, manifest  # noqa: E402
 
@@ -134,7 +133,7 @@ def main() -> None:
         data = manifest.read_raw(manifest.DEFAULT_MANIFEST)
         manifest.write_raw(data, os.environ["ZOO_MANIFEST"])
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.rounds} rounds")
-        print(f"CPU: {machine.describe()}")
+        print(f"CPU: {describe_cpu_flags()}, {os.cpu_count()} cores")
         print(f"{'model':<20} {'what':<18} {'torchvision':>12} {'zoo':>10} {'ratio':>7}")
         ratios, first = {}, {}
         for name in names:
