@@ -91,8 +91,10 @@ def make_folder(folder: Path, n: int, distinct: int | None = None) -> list[Path]
     return paths
 
 
-def book_loop(model: torch.nn.Module, paths: list[Path]) -> torch.Tensor:
-    """The book's loop; the probabilities (percent) of each image, one row each."""
+def book_loop(model: torch.nn.Module, paths: list[Path], device: torch.device | str = "cpu") -> torch.Tensor:
+    """The book's loop, the model on `device`: one image at a time, preprocessed on the CPU, run at fp32 on a
+    batch of one; the probabilities (percent) of each image read back to the CPU (as the book prints them),
+    one row each."""
     preprocess = T.Compose(
         [
             T.Resize(256),
@@ -106,8 +108,8 @@ def book_loop(model: torch.nn.Module, paths: list[Path]) -> torch.Tensor:
     with torch.no_grad():
         for path in paths:
             img = Image.open(path)
-            batch_t = torch.unsqueeze(preprocess(img), 0)
-            out.append(torch.nn.functional.softmax(model(batch_t), dim=1)[0] * 100)
+            batch_t = torch.unsqueeze(preprocess(img), 0).to(device)
+            out.append((torch.nn.functional.softmax(model(batch_t), dim=1)[0] * 100).cpu())
     return torch.stack(out)
 
 

@@ -59,15 +59,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from PIL import Image
 from torchvision import models as tvm
-from torchvision import transforms as T
 from torchvision.transforms import functional as TF
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import zoo  # noqa: E402
-from bench.classify import SIZES, photo  # noqa: E402
+from bench.classify import SIZES, book_loop, photo  # noqa: E402
 from bench.load import register  # noqa: E402
 from zoo.devices import autocast  # noqa: E402
 from zoo.store import integrity  # noqa: E402
@@ -261,27 +259,6 @@ def first_output(report: Report, rounds: int) -> None:
     if device.type != "cuda":
         label = f'zoo.get_model("{name}") + pinned non-blocking copy'
         print(f"  {label:<54} n/a (needs CUDA)")
-
-
-def book_loop(model: torch.nn.Module, paths: list[Path], device: torch.device) -> list[float]:
-    """The book's classification loop moved to `device`: one image at a time, preprocessed on the CPU, copied,
-    run at fp32 on a batch of one; the best class's percentage read back, as the book prints it."""
-    preprocess = T.Compose(
-        [
-            T.Resize(256),
-            T.CenterCrop(224),
-            T.ToTensor(),
-            T.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
-        ]
-    )
-    model.eval()
-    out = []
-    with torch.no_grad():
-        for path in paths:
-            batch_t = torch.unsqueeze(preprocess(Image.open(path)), 0).to(device)
-            percentage = torch.nn.functional.softmax(model(batch_t), dim=1)[0] * 100
-            out.append(percentage.max().item())
-    return out
 
 
 def run_book(report: Report, paths: list[Path]) -> None:

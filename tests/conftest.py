@@ -112,6 +112,15 @@ def image_folder(root: Path, classes: list[str], per_class: int, size: tuple[int
     return root
 
 
+def photo_jpegs(folder: Path) -> list[Path]:
+    """Five photo-like JPEGs in `folder`: landscape, portrait, square, 256 to 1200 pixels wide."""
+    paths = []
+    for i, (w, h) in enumerate([(640, 480), (300, 500), (1200, 900), (256, 256), (1000, 700)]):
+        paths.append(folder / f"{i}.jpg")
+        photo(w, h, seed=i).save(paths[-1], quality=92)
+    return paths
+
+
 GOLDEN_RETRIEVER = 207
 
 

@@ -8,7 +8,7 @@ import warnings
 
 import pytest
 import torch
-from conftest import photo
+from conftest import photo, photo_jpegs
 
 import zoo
 from zoo import devices
@@ -18,11 +18,7 @@ from zoo.tasks.images import ImageError, open_image
 
 @pytest.fixture
 def images(tmp_path):
-    paths = []
-    for i, (w, h) in enumerate([(640, 480), (300, 500), (1200, 900), (256, 256), (1000, 700)]):
-        paths.append(tmp_path / f"{i}.jpg")
-        photo(w, h, seed=i).save(paths[-1], quality=92)
-    return paths
+    return photo_jpegs(tmp_path)
 
 
 def test_labels_come_from_the_weights_categories(favouring, images):

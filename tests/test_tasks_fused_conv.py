@@ -6,7 +6,7 @@ import warnings
 
 import pytest
 import torch
-from conftest import photo
+from conftest import photo_jpegs
 from torch import fx, nn
 
 from zoo.devices import fold_batchnorm
@@ -17,11 +17,7 @@ needs_onednn = pytest.mark.skipif(not fused_conv.available(), reason="this torch
 
 @pytest.fixture
 def images(tmp_path):
-    paths = []
-    for i, (w, h) in enumerate([(640, 480), (300, 500), (1200, 900), (256, 256), (1000, 700)]):
-        paths.append(tmp_path / f"{i}.jpg")
-        photo(w, h, seed=i).save(paths[-1], quality=92)
-    return paths
+    return photo_jpegs(tmp_path)
 
 
 @pytest.fixture
@@ -88,6 +84,17 @@ def test_the_fused_model_matches_torchvisions_unfolded_model_on_the_same_inputs(
     assert (got - expected).abs().max() < 1e-2
 
 
+def traced_and_fused(
+    module_class: type[nn.Module], input_size: list[int]
+) -> tuple[fx.GraphModule, nn.Module]:
+    """`module_class` with seeded random weights, traced, and its fused rewrite (which must apply)."""
+    torch.manual_seed(0)
+    model = fx.symbolic_trace(module_class().eval())
+    fused = fused_conv.fuse_convolutions(model, input_size)
+    assert fused is not None
+    return model, fused
+
+
 class TwoBranches(nn.Module):
     """Convolutions whose outputs are added to each other, reused, or broadcast: cases a rewrite can get wrong."""
 
@@ -109,10 +116,7 @@ class TwoBranches(nn.Module):
 
 @needs_onednn
 def test_adds_of_two_convolutions_reused_outputs_and_broadcasts_are_rewritten_correctly():
-    torch.manual_seed(0)
-    model = fx.symbolic_trace(TwoBranches().eval())
-    fused = fused_conv.fuse_convolutions(model, [4, 3, 20, 20])
-    assert fused is not None
+    model, fused = traced_and_fused(TwoBranches, [4, 3, 20, 20])
     kinds = {name: m for name, m in fused.named_modules() if isinstance(m, fused_conv.FusedConv2d)}
     assert len(kinds) == 4  # a, b, c, d; e keeps its nn.Conv2d
     x = torch.randn(4, 3, 20, 20)
@@ -141,10 +145,7 @@ class Residuals(nn.Module):
 
 @needs_onednn
 def test_a_sum_goes_into_the_residuals_memory_only_where_nothing_reads_the_residual_again():
-    torch.manual_seed(0)
-    model = fx.symbolic_trace(Residuals().eval())
-    fused = fused_conv.fuse_convolutions(model, [2, 3, 12, 12])
-    assert fused is not None
+    model, fused = traced_and_fused(Residuals, [2, 3, 12, 12])
     inplace = {
         name.rsplit("_", 1)[-1]: m.inplace
         for name, m in fused.named_modules()
