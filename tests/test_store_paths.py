@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 import zoo
@@ -48,3 +53,29 @@ def test_the_mirror_folder_and_the_manifest_setting_expand_the_tilde(test_manife
     assert manifest.manifest_path() == home / "manifest.json"
     path = files.verified_file(zoo.get_weights("mlp.tilde"), offline=True)
     assert path.read_bytes() == (home / "mirror" / name).read_bytes()
+
+
+def test_zoo_runs_without_platformdirs_when_zoo_home_is_set(tmp_path):
+    # The GPU machines lent to this project have torch but not platformdirs; bench/gpu.py sets ZOO_HOME.
+    code = (
+        "import sys; sys.modules['platformdirs'] = None\n"  # import platformdirs now raises ImportError
+        "import zoo\n"
+        "from zoo.store import paths\n"
+        "from zoo.cli import main\n"
+        "print(paths.home())\n"
+        "model = zoo.get_model('resnet18', weights=None, device='cpu')\n"
+        "main(['cache', 'ls'])\n"
+        "print(type(model).__name__)\n"
+    )
+    env = {**os.environ, "ZOO_HOME": str(tmp_path / "home")}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == str(tmp_path / "home") and lines[-1] == "ResNet"
+
+
+def test_without_zoo_home_the_home_is_platformdirs_user_cache_dir(monkeypatch):
+    import platformdirs
+
+    monkeypatch.delenv("ZOO_HOME", raising=False)
+    assert paths.home() == Path(platformdirs.user_cache_dir("zoo"))

@@ -11,15 +11,20 @@ import os
 import sys
 from pathlib import Path
 
-import platformdirs
-
 from ..errors import StorageError
 
 
 def home() -> Path:
     """The zoo home: `ZOO_HOME` (with `~` expanded, as torch does for TORCH_HOME), else platformdirs' user
     cache dir for "zoo"."""
-    return Path(os.path.expanduser(os.environ.get("ZOO_HOME") or platformdirs.user_cache_dir("zoo")))
+    configured = os.environ.get("ZOO_HOME")
+    if configured:
+        return Path(os.path.expanduser(configured))
+    # Imported only here: with ZOO_HOME set zoo runs without platformdirs, as bench/gpu.py does on the GPU
+    # machines lent to this project, whose Python has torch but not platformdirs.
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("zoo"))
 
 
 def weights_dir() -> Path:
