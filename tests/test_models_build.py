@@ -437,6 +437,36 @@ def test_init_of_real_tensors_still_runs_during_a_fast_build():
     assert torch.equal(other["weight"], expected)
 
 
+def test_a_build_with_weights_inside_another_build_finishes_and_restores_init(tmp_path):
+    # A hub entry that loads a pretrained zoo backbone, built by `zoo check` under meta_build.
+    import threading
+
+    from zoo.models import _builder
+
+    before = {n: getattr(nn.init, n) for n in dir(nn.init) if n.endswith("_")}
+    reference = make_mlp()
+    f = tmp_path / "m.pth"
+    torch.save(reference.state_dict(), f)
+    built = {}
+
+    def nested():
+        with _builder.meta_build():
+            built["inner"] = zoo.get_model("mlp", weights=f)
+            built["after inner"] = nn.Linear(8, 8).weight  # meta, whatever the inner build did
+        torch.manual_seed(1)
+        built["real"] = nn.Linear(8, 8).weight
+
+    thread = threading.Thread(target=nested, daemon=True)
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "a nested build waited forever"
+    assert torch.equal(built["inner"].output_layer.weight, reference.output_layer.weight)
+    assert built["after inner"].is_meta
+    assert {n: getattr(nn.init, n) for n in before} == before
+    torch.manual_seed(1)
+    assert torch.equal(built["real"], nn.Linear(8, 8).weight)  # init runs again once the builds are done
+
+
 def test_pre_0_4_1_files_without_batchnorm_counters_load(tmp_path):
     reference = tvm.resnet18(weights=None)
     sd = {k: v for k, v in reference.state_dict().items() if not k.endswith("num_batches_tracked")}

@@ -140,7 +140,9 @@ def _blame(
         ) from None
 
 
-_INIT_LOCK = threading.Lock()
+# Reentrant: a builder may build another model with weights inside (a hub entry that loads a pretrained
+# zoo backbone, itself built under `zoo check`'s meta_build); the outermost level patches and restores.
+_INIT_LOCK = threading.RLock()
 _IMPORTERS_OF_INIT = (torch.nn.modules.activation, torch.nn.modules.transformer)
 _building = threading.local()
 
@@ -163,28 +165,37 @@ def _skip_init(*, every_tensor: bool = False) -> Iterator[None]:
     which the file's tensors then replace), since torch's meta-device mode costs a Python call per tensor
     op: resnet101 builds in 11.5 ms so against 16.4 ms on meta, shufflenet_v2_x0_5 in 6.1 against 8.6.
     The patch is process-wide, so the stand-ins skip only meta tensors and the building thread's: another
-    thread building a random model meanwhile still gets its init.
+    thread building a random model meanwhile still gets its init. Nested uses in one thread each keep their
+    own `every_tensor` and leave the outer one's as it was.
     """
-    names = [n for n in dir(nn.init) if n.endswith("_") and not n.startswith("_")]
     with _INIT_LOCK:
-        inits = {id(getattr(nn.init, n)) for n in names}
-        # torch.nn.init itself, and the modules that import its functions by name (MultiheadAttention's
-        # xavier_uniform_: left running, it cost vit_b_16's CPU build 50 ms).
-        places = [
-            (module, name, fn)
-            for module in (nn.init, *_IMPORTERS_OF_INIT)
-            for name, fn in vars(module).items()
-            if id(fn) in inits and name.endswith("_")
-        ]
-        for module, name, fn in places:
-            setattr(module, name, _unless_skipped(fn))
-        _building.every_tensor = every_tensor
+        depth = getattr(_building, "depth", 0)
+        outer = getattr(_building, "every_tensor", False)
+        places = _patch_inits() if depth == 0 else []
+        _building.depth, _building.every_tensor = depth + 1, every_tensor
         try:
             yield
         finally:
-            _building.every_tensor = False
+            _building.depth, _building.every_tensor = depth, outer
             for module, name, fn in places:
                 setattr(module, name, fn)
+
+
+def _patch_inits() -> list[tuple[Any, str, Callable[..., Any]]]:
+    """Put the stand-ins in place of torch.nn.init's functions; the (module, name, function) replaced."""
+    names = [n for n in dir(nn.init) if n.endswith("_") and not n.startswith("_")]
+    inits = {id(getattr(nn.init, n)) for n in names}
+    # torch.nn.init itself, and the modules that import its functions by name (MultiheadAttention's
+    # xavier_uniform_: left running, it cost vit_b_16's CPU build 50 ms).
+    places = [
+        (module, name, fn)
+        for module in (nn.init, *_IMPORTERS_OF_INIT)
+        for name, fn in vars(module).items()
+        if id(fn) in inits and name.endswith("_")
+    ]
+    for module, name, fn in places:
+        setattr(module, name, _unless_skipped(fn))
+    return places
 
 
 def _unless_skipped(init: Callable[..., Any]) -> Callable[..., Any]:
