@@ -17,6 +17,7 @@ from safetensors.torch import save_file
 
 import zoo
 from zoo.cli import main
+from zoo.errors import StorageError
 from zoo.models.mlp import make_mlp
 from zoo.store import integrity, owners
 from zoo.weights import copies, housekeeping, serialization
@@ -262,3 +263,77 @@ def test_a_state_dict_with_a_transposed_tensor_is_copied_with_its_values(test_ma
     assert copies.make(source, digest) is not None
     loaded = copies.load(source, digest)
     assert torch.equal(loaded["w"], weight.t()) and torch.equal(loaded["b"], torch.arange(4.0))
+
+
+def test_a_fifo_or_link_in_place_of_the_copy_is_never_read(cached, tmp_path):
+    load_twice(cached)
+    copy = copies.copy_path(cached)
+    digest = integrity.sha256_file(cached)
+    copy.unlink()
+    os.mkfifo(copy)  # opening it to hash it would wait forever for a writer
+    integrity._memo.clear()
+    assert copies.load(cached, digest) is None and copies.check(cached) == "bad"
+    copy.unlink()
+    copy.symlink_to("/dev/zero")  # would never end
+    assert copies.load(cached, digest) is None and copies.check(cached) == "bad"
+    model = zoo.get_model("mlp")  # from the .pth
+    assert same(model.state_dict(), serialization.load_state_dict(cached))
+
+
+def test_a_record_without_full_digests_is_not_a_record(cached):
+    load_twice(cached)
+    copy = copies.copy_path(cached)
+    record = json.loads(copies.record_path(copy).read_text())
+    with open(copy, "r+b") as f:  # the copy's last value changed ...
+        f.seek(-4, os.SEEK_END)
+        f.write(b"\0\0\x80\x7f")
+    for sha in ("", record["sha256"][:8], record["sha256"].upper()):  # ... and a record that would match it
+        copies.record_path(copy).write_text(json.dumps({**record, "sha256": sha}))
+        integrity._memo.clear()
+        assert copies.read_record(copy) is None
+        assert copies.load(cached, record["source_sha256"]) is None and copies.check(cached) == "bad"
+    copies.record_path(copy).write_text(json.dumps({**record, "source_sha256": ""}))
+    assert copies.read_record(copy) is None
+
+
+def test_cache_verify_on_a_cache_it_cannot_change_keeps_a_bad_copy_and_checks_the_rest(
+    cached, capsys, monkeypatch
+):
+    load_twice(cached)
+    with open(copies.copy_path(cached), "r+b") as f:
+        f.seek(-4, os.SEEK_END)
+        f.write(b"\0\0\0\1")
+
+    def read_only(source):
+        raise StorageError(f"cannot create the lock file {source}.lock: Read-only file system")
+
+    monkeypatch.setattr(housekeeping, "remove_copy", read_only)
+    assert main(["cache", "verify", "mlp.net"]) == 0
+    out = capsys.readouterr().out
+    assert "ok" in out and "safetensors copy is bad, kept: cannot delete it here" in out
+    assert "1 files checked, 0 bad" in out
+
+
+def test_cache_rm_and_prune_remove_what_a_killed_writer_left(cached, capsys):
+    load_twice(cached)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    tag = f"{owners.host()}.{int(dead.stdout)}.abcdef"
+    for name in ("mlp-net.pth", "gone.pth"):
+        (copies.folder() / f".{name}.safetensors.k2j4x9q1.{tag}.tmp").write_bytes(b"half a copy")
+    assert main(["cache", "rm", "mlp.net"]) == 0
+    assert not [p for p in copies.folder().iterdir() if p.name.endswith(".tmp")]
+    (copies.folder() / f".gone.pth.safetensors.k2j4x9q1.{tag}.tmp").write_bytes(b"half a copy")
+    assert main(["cache", "prune", "--max-size", "1G"]) == 0
+    assert not [p for p in copies.folder().iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_dtype_safetensors_cannot_store_gets_a_record_and_is_not_tried_again(test_manifest):
+    cache = test_manifest({"mlp.complex": ({"w": torch.randn(3, dtype=torch.complex128)}, {})})
+    source = cache / "mlp-complex.pth"
+    digest = integrity.sha256_file(source)
+    assert copies.make(source, digest) is None
+    record = json.loads(copies.record_path(copies.copy_path(source)).read_text())
+    assert record["sha256"] is None and "complex128" in record["reason"]
+    assert not copies.wanted(source, digest)

@@ -139,18 +139,20 @@ def register(sub: Subcommands) -> None:
                 state = "ok (pinned)"
             copy = copies.check(f.path)
             if copy == "bad" or deleted:  # a copy is only ever rewritten from a good source
-                housekeeping.remove_copy(f.path)
+                try:
+                    housekeeping.remove_copy(f.path)
+                except ZooError:  # a read-only cache: kept, and never used (every load verifies it)
+                    copy = "bad, kept" if copy == "bad" else copy
             results.append(
                 {"file": f.path.name, "keys": f.keys, "state": state, "deleted": deleted, "copy": copy}
             )
         lines = [
             f"{r['state']:<12} {r['file']}"
             + {True: " (deleted)", False: " (kept: cannot delete it here)", None: ""}[r["deleted"]]
-            + (
-                " (its safetensors copy was bad: deleted, made again on the next load)"
-                if r["copy"] == "bad"
-                else ""
-            )
+            + {
+                "bad": " (its safetensors copy was bad: deleted, made again on the next load)",
+                "bad, kept": " (its safetensors copy is bad, kept: cannot delete it here; it is never used)",
+            }.get(r["copy"], "")
             for r in results
         ]
         lines.append(f"{len(results)} files checked, {bad} bad")

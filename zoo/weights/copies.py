@@ -23,6 +23,8 @@ import atexit
 import contextlib
 import json
 import os
+import re
+import stat
 import subprocess
 import sys
 import tempfile
@@ -46,6 +48,8 @@ RECORD_MAX = 4096  # bytes: a record is about 300
 SOURCE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".tar")
 _META_SOURCE = "zoo.source_sha256"
 _META_VERSIONS = "zoo.module_versions"  # state_dict()._metadata: the per-module versions loaders read
+# Records name full digests: a prefix (or "") would make every comparison with it true.
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 _pending: dict[str, subprocess.Popen] = {}
 _deferred: dict[str, tuple[Path, str, Path]] = {}  # source -> (source, its sha256, the zoo home of the load)
@@ -86,11 +90,24 @@ def read_record(copy: Path) -> dict[str, Any] | None:
         return None
     if not isinstance(record, dict) or not isinstance(record.get("source"), str):
         return None
-    if not isinstance(record.get("source_sha256"), str):
+    if not _is_digest(record.get("source_sha256")):
         return None
-    if record.get("sha256") is not None and not isinstance(record.get("sha256"), str):
+    if record.get("sha256") is not None and not _is_digest(record.get("sha256")):
         return None
     return record
+
+
+def _is_digest(value: Any) -> bool:
+    return isinstance(value, str) and _DIGEST.fullmatch(value) is not None
+
+
+def _regular(path: Path) -> bool:
+    """Whether `path` itself (not a link's target) is a regular file: a FIFO or a device planted in its
+    place would block or never end the hashing."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def load(source: Path, source_sha256: str) -> StateDict | None:
@@ -103,6 +120,8 @@ def load(source: Path, source_sha256: str) -> StateDict | None:
     if record is None or record["source"] != source.name or record["source_sha256"] != source_sha256:
         return None
     if record.get("sha256") is None:  # no copy can be made of this source (the record says why)
+        return None
+    if not _regular(copy):
         return None
     try:
         ok, _ = integrity.verify(copy, record["sha256"])
@@ -272,7 +291,7 @@ def make(source: Path, source_sha256: str, *, wait: bool = True) -> Path | None:
 
         if load(source, source_sha256) is not None:
             return copy
-        _sweep(copy.parent)
+        sweep()
         before = source.stat()
         state_dict = serialization.load_state_dict(source, mmap=True)
         # The tensors read must be the verified file's: its stamp unchanged, and its digest the one verified
@@ -334,13 +353,13 @@ def check(source: Path) -> str | None:
     """The state of the copy of `source` by a fresh hash: "ok", "bad" (not its recorded digest, or its
     record unreadable), or None when there is no copy."""
     copy = copy_path(source)
-    if not copy.is_file():
+    if not os.path.lexists(copy):
         return None
     record = read_record(copy)
-    if record is None or not isinstance(record.get("sha256"), str):
+    if not _regular(copy) or record is None or record.get("sha256") is None:
         return "bad"
     try:
-        ok = integrity.matches(record["sha256"], integrity.digest(copy, rehash=True))
+        ok = integrity.digest(copy, rehash=True) == record["sha256"]
     except OSError:
         return "bad"
     return "ok" if ok else "bad"
@@ -374,13 +393,21 @@ def orphans() -> list[Path]:
     return sorted(gone)
 
 
-def _sweep(where: Path) -> None:
-    # Temporaries of writers that are gone (killed mid-copy); live ones carry a live pid.
+def sweep() -> int:
+    """Delete the temporaries of copy writers that are gone (killed mid-copy; a live writer's carries its
+    live pid); the bytes freed."""
+    where = folder()
+    freed = 0
+    if not where.is_dir():
+        return 0
     for path in where.glob(".*.tmp"):
         tag = ".".join(path.name.removesuffix(".tmp").rsplit(".", 3)[1:])
         with contextlib.suppress(OSError):
-            if owners.parse(tag) is not None and owners.gone(tag, path.stat().st_mtime):
+            st = path.lstat()
+            if owners.parse(tag) is not None and owners.gone(tag, st.st_mtime):
                 path.unlink()
+                freed += st.st_size
+    return freed
 
 
 def _write_record(copy: Path, source: Path, source_sha256: str, digest: str | None, **extra: str) -> None:
@@ -396,8 +423,15 @@ def _stamp(st: os.stat_result) -> tuple[int, int, int]:
 
 def _unsupported(state_dict: StateDict) -> str | None:
     """Why safetensors cannot hold `state_dict` as it is, or None."""
+    from safetensors import torch as safetensors_torch
+
+    # The dtypes it writes (not complex128, complex32, int4, uint1: save_file raises KeyError on them).
+    names = getattr(safetensors_torch, "_TYPES", None)
+    stored = set(names.values()) if isinstance(names, dict) else None
     seen: dict[int, str] = {}
     for k, v in state_dict.items():
+        if stored is not None and v.dtype not in stored:
+            return f"{k} is {v.dtype}, which safetensors does not store"
         if v.numel() == 0:
             continue
         where = v.untyped_storage().data_ptr()

@@ -120,7 +120,8 @@ def remove_copy(source: Path) -> int:
     if not copy.parent.is_dir():
         return 0
     with lock_for(copy):
-        return copies.remove(source)
+        freed = copies.remove(source)
+    return freed + copies.sweep()  # and what writers killed mid-copy left
 
 
 def remove_orphans(*, dry_run: bool = False) -> int:
@@ -133,7 +134,7 @@ def remove_orphans(*, dry_run: bool = False) -> int:
             continue
         with contextlib.suppress(OSError), lock_for(copies.copy_path(source)):
             freed += copies.remove(source)
-    return freed
+    return freed if dry_run else freed + copies.sweep()
 
 
 def prune(max_bytes: int, *, dry_run: bool = False) -> list[CachedFile]:
