@@ -337,3 +337,18 @@ def test_a_dtype_safetensors_cannot_store_gets_a_record_and_is_not_tried_again(t
     record = json.loads(copies.record_path(copies.copy_path(source)).read_text())
     assert record["sha256"] is None and "complex128" in record["reason"]
     assert not copies.wanted(source, digest)
+
+
+def test_module_versions_that_are_not_an_object_are_left_out(cached):
+    digest = integrity.sha256_file(cached)
+    state_dict = serialization.load_state_dict(cached)
+    copy = copies.copy_path(cached)
+    copies.folder().mkdir(parents=True)
+    for versions in ("5", "[1, 2]", "not json"):
+        metadata = {"zoo.source_sha256": digest, "zoo.module_versions": versions}
+        save_file(dict(state_dict), str(copy), metadata=metadata)
+        record = {"source": cached.name, "source_sha256": digest, "sha256": integrity.sha256_file(copy)}
+        copies.record_path(copy).write_text(json.dumps(record))
+        integrity._memo.clear()
+        loaded = copies.load(cached, digest)
+        assert same(loaded, state_dict) and not getattr(loaded, "_metadata", None)

@@ -136,7 +136,7 @@ def load(source: Path, source_sha256: str) -> StateDict | None:
         return None
     versions = metadata.get(_META_VERSIONS)
     if versions:
-        with contextlib.suppress(ValueError):
+        with contextlib.suppress(ValueError, TypeError):  # not JSON, or not an object: no versions
             state_dict._metadata = OrderedDict(json.loads(versions))
     return state_dict
 
