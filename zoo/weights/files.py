@@ -308,10 +308,22 @@ def prepare_copy(path: Path) -> None:
     copy that cannot be written is a warning, never an error (loads then read the file itself)."""
     from . import copies
 
+    if _from_copy(path) is None:
+        copies.wait()  # for the writer _from_copy queued, if any
+
+
+def _from_copy(path: Path) -> StateDict | None:
+    """The state dict from the safetensors copy of the verified zoo-cache file `path`, or None when it has no
+    usable copy; a writer of one is then queued (`copies.make_later`) unless copies are off for it."""
+    from . import copies
+
     digest = integrity.known_digest(path) if copies.eligible(path) else None
-    if digest is not None and copies.load(path, digest) is None and copies.wanted(path, digest):
+    if digest is None:
+        return None
+    state_dict = copies.load(path, digest)
+    if state_dict is None and copies.wanted(path, digest):
         copies.make_later(path, digest)
-        copies.wait()
+    return state_dict
 
 
 def load_state_dict(selected: Weights | Path, *, progress: bool = True) -> StateDict:
@@ -321,17 +333,11 @@ def load_state_dict(selected: Weights | Path, *, progress: bool = True) -> State
     is read into memory, so saving a checkpoint over it later cannot pull the weights from under the model.
     A verified `.pth` of the zoo cache is read from its safetensors copy once there is one (`copies`).
     """
-    from . import copies, serialization
+    from . import serialization
 
     if isinstance(selected, Weights):
         # progress=True (torchvision's default) still shows a bar only on a terminal, never in logs.
         path = verified_file(selected, progress=None if progress else False)
-        digest = integrity.known_digest(path) if copies.eligible(path) else None
-        if digest is not None:
-            state_dict = copies.load(path, digest)
-            if state_dict is not None:
-                return state_dict
-            if copies.wanted(path, digest):
-                copies.make_later(path, digest)
-        return serialization.load_state_dict(path, mmap=True)
+        state_dict = _from_copy(path)
+        return state_dict if state_dict is not None else serialization.load_state_dict(path, mmap=True)
     return serialization.load_state_dict(selected)
