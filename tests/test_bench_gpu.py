@@ -57,14 +57,14 @@ def test_dry_run_on_the_cpu_prints_every_row(tmp_path):
     assert "Traceback" not in proc.stderr, proc.stderr
     assert "dry run" in out
 
-    # Time to first output: torchvision, zoo, and the pinned copy that only CUDA has.
+    # Time to first output: torchvision, zoo, and zoo with a plain copy instead of its pinned one (CUDA only).
     for what in (
         r"torchvision resnet18\(weights=DEFAULT\)\.to\(device\)",
         r'zoo\.get_model\("resnet18", device=device\)',
     ):
         positive(re.search(rf"^  {what} +{NUMBER} +{NUMBER}x +n/a$", out, re.M), what, out)
     assert re.search(
-        r'^  zoo\.get_model\("resnet18"\) \+ pinned non-blocking copy +n/a \(needs CUDA\)$', out, re.M
+        r'^  zoo\.get_model\("resnet18"\)\.to\(device\), plain copy +n/a \(needs CUDA\)$', out, re.M
     )
 
     # Throughput: the book's loop, then every variant on files and on the decoded cache at both batch sizes.
