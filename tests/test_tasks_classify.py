@@ -85,6 +85,11 @@ def flags(*present: str) -> dict[str, bool]:
     return {flag: flag in present for flag in devices.CPU_FLAGS}
 
 
+def pretend_cpu(monkeypatch, *present: str, machine: str = "x86_64") -> None:
+    """Make zoo.devices see an x86 CPU (by default) with only the flags `present`."""
+    pretend_cpu(monkeypatch, *present, machine=machine)
+
+
 @pytest.mark.parametrize(
     ("present", "machine", "expected"),
     [
@@ -98,8 +103,7 @@ def flags(*present: str) -> dict[str, bool]:
 def test_auto_precision_is_bf16_only_where_the_cpu_computes_bf16_natively(
     monkeypatch, present, machine, expected
 ):
-    monkeypatch.setattr(devices, "cpu_flags", lambda: flags(*present))
-    monkeypatch.setattr(devices.platform, "machine", lambda: machine)
+    pretend_cpu(monkeypatch, *present, machine=machine)
     assert devices.resolve_precision(torch.device("cpu"), "auto") == expected
     assert devices.resolve_precision(torch.device("cpu"), "fp32") == "fp32"
     assert devices.resolve_precision(torch.device("cpu"), "bf16") == "bf16"  # asked for: kept, and warned
@@ -117,11 +121,10 @@ def test_auto_precision_on_a_gpu_is_bf16_only_where_the_gpu_has_it_without_emula
 
 
 def test_a_classifier_with_auto_precision_says_what_it_chose_and_warns_of_nothing(favouring, monkeypatch):
-    monkeypatch.setattr(devices, "cpu_flags", lambda: flags("avx2", "avx512f"))
-    monkeypatch.setattr(devices.platform, "machine", lambda: "x86_64")
+    pretend_cpu(monkeypatch, "avx2", "avx512f")
     classifier = Classifier("resnet18", favouring, device="cpu", precision="auto")
     assert classifier.precision == "fp32"
-    monkeypatch.setattr(devices, "cpu_flags", lambda: flags("avx2", "avx512f", "avx512_bf16"))
+    pretend_cpu(monkeypatch, "avx2", "avx512f", "avx512_bf16")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no "emulated" warning where bf16 is native
         classifier = Classifier("resnet18", favouring, device="cpu", precision="auto")
@@ -129,8 +132,7 @@ def test_a_classifier_with_auto_precision_says_what_it_chose_and_warns_of_nothin
 
 
 def test_asking_for_bf16_on_a_cpu_without_it_warns_that_it_is_emulated(favouring, monkeypatch):
-    monkeypatch.setattr(devices, "cpu_flags", lambda: flags("avx2", "avx512f"))
-    monkeypatch.setattr(devices.platform, "machine", lambda: "x86_64")
+    pretend_cpu(monkeypatch, "avx2", "avx512f")
     with pytest.warns(UserWarning, match="AVX-512 yes, AVX-512-BF16 no, AMX no.*emulated"):
         Classifier("resnet18", favouring, device="cpu", precision="bf16")
 
