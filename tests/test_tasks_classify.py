@@ -87,7 +87,8 @@ def flags(*present: str) -> dict[str, bool]:
 
 def pretend_cpu(monkeypatch, *present: str, machine: str = "x86_64") -> None:
     """Make zoo.devices see an x86 CPU (by default) with only the flags `present`."""
-    pretend_cpu(monkeypatch, *present, machine=machine)
+    monkeypatch.setattr(devices, "cpu_flags", lambda: flags(*present))
+    monkeypatch.setattr(devices.platform, "machine", lambda: machine)
 
 
 @pytest.mark.parametrize(
