@@ -368,7 +368,6 @@ def test_dcgan_accepts_the_gan_zoo_use_gpu_flag():
 
 
 def test_a_pretrained_build_runs_no_init_and_every_tensor_comes_from_the_file(tmp_path, monkeypatch):
-    from zoo.models import _builder
 
     calls = []
     original = nn.init.kaiming_uniform_
@@ -379,9 +378,7 @@ def test_a_pretrained_build_runs_no_init_and_every_tensor_comes_from_the_file(tm
     saved = make_mlp().state_dict()
     torch.save(saved, f)
     calls.clear()
-    model = _builder.build(
-        "mlp", make_mlp, weights=f, pretrained=False, progress=False, device="cpu", kwargs={}
-    )
+    model = build_from(make_mlp, f)
     assert calls == [] and no_meta(model)
     assert all(torch.equal(model.state_dict()[k], v) for k, v in saved.items())
     make_mlp()
@@ -389,7 +386,6 @@ def test_a_pretrained_build_runs_no_init_and_every_tensor_comes_from_the_file(tm
 
 
 def test_a_module_whose_own_loader_leaves_a_tensor_unfilled_is_refused(tmp_path):
-    from zoo.models import _builder
 
     class Forgetful(nn.Linear):
         def _load_from_state_dict(self, state_dict, prefix, metadata, strict, missing, unexpected, errors):
@@ -400,15 +396,7 @@ def test_a_module_whose_own_loader_leaves_a_tensor_unfilled_is_refused(tmp_path)
     f = tmp_path / "m.pth"
     torch.save(nn.Linear(4, 3).state_dict(), f)
     with pytest.raises(WeightsMismatchError, match="uninitialised: bias"):
-        _builder.build(
-            "forgetful",
-            lambda: Forgetful(4, 3),
-            weights=f,
-            pretrained=False,
-            progress=False,
-            device="cpu",
-            kwargs={},
-        )
+        build_from(lambda: Forgetful(4, 3), f)
 
 
 def test_init_of_real_tensors_still_runs_during_a_fast_build():
@@ -510,9 +498,7 @@ def test_a_module_that_saves_extra_state_is_loaded_through_load_state_dict(tmp_p
     f = tmp_path / "m.pth"
     torch.save(Counted(4, 2).state_dict(), f)
     assert not _builder._plain_loading(Counted(4, 2).modules())
-    model = _builder.build(
-        "counted", lambda: Counted(4, 2), weights=f, pretrained=False, progress=False, device="cpu", kwargs={}
-    )
+    model = build_from(lambda: Counted(4, 2), f)
     assert torch.equal(model.restored, torch.tensor([3.0]))
 
 
