@@ -58,6 +58,21 @@ def same(a, b) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def change_last_value(path, raw: bytes = b"\0\0\0\1") -> None:
+    """Overwrite the last 4 bytes of `path` (the copy's last float32) in place."""
+    with open(path, "r+b") as f:
+        f.seek(-4, os.SEEK_END)
+        f.write(raw)
+
+
+def dead_writer_tag() -> str:
+    """An owner tag of this host whose process has exited."""
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    return f"{owners.host()}.{int(dead.stdout)}.abcdef"
+
+
 def test_the_first_load_writes_a_copy_with_both_digests_and_the_next_loads_map_it(cached, monkeypatch):
     seen = torch_loads(monkeypatch)
     first, second = load_twice(cached)
@@ -180,9 +195,7 @@ def test_prune_counts_the_copy_and_removes_copies_whose_source_is_gone(cached, c
 def test_cache_verify_deletes_a_bad_copy_and_keeps_the_good_source(cached, capsys):
     load_twice(cached)
     copy = copies.copy_path(cached)
-    with open(copy, "r+b") as f:
-        f.seek(-4, os.SEEK_END)
-        f.write(b"\0\0\0\1")
+    change_last_value(copy)
     assert main(["cache", "verify", "mlp.net"]) == 0
     out = capsys.readouterr().out
     assert "safetensors copy was bad" in out and cached.exists() and not copy.exists()
@@ -195,10 +208,7 @@ def test_zoo_fetch_writes_the_copy_before_it_returns(cached, capsys):
 
 def test_a_writer_that_died_mid_copy_leaves_nothing_the_next_one_keeps(cached):
     copies.folder().mkdir(parents=True)
-    dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
-    )
-    tag = f"{owners.host()}.{int(dead.stdout)}.abcdef"
+    tag = dead_writer_tag()
     left = copies.folder() / f".{copies.copy_path(cached).name}.k2j4x9q1.{tag}.tmp"
     left.write_bytes(b"half a copy")
     writing = f"{owners.host()}.{os.getppid()}.fedcba"  # a process that still runs
@@ -284,9 +294,7 @@ def test_a_record_without_full_digests_is_not_a_record(cached):
     load_twice(cached)
     copy = copies.copy_path(cached)
     record = json.loads(copies.record_path(copy).read_text())
-    with open(copy, "r+b") as f:  # the copy's last value changed ...
-        f.seek(-4, os.SEEK_END)
-        f.write(b"\0\0\x80\x7f")
+    change_last_value(copy, b"\0\0\x80\x7f")  # the copy's last value is now +inf ...
     for sha in ("", record["sha256"][:8], record["sha256"].upper()):  # ... and a record that would match it
         copies.record_path(copy).write_text(json.dumps({**record, "sha256": sha}))
         integrity._memo.clear()
@@ -300,9 +308,7 @@ def test_cache_verify_on_a_cache_it_cannot_change_keeps_a_bad_copy_and_checks_th
     cached, capsys, monkeypatch
 ):
     load_twice(cached)
-    with open(copies.copy_path(cached), "r+b") as f:
-        f.seek(-4, os.SEEK_END)
-        f.write(b"\0\0\0\1")
+    change_last_value(copies.copy_path(cached))
 
     def read_only(source):
         raise StorageError(f"cannot create the lock file {source}.lock: Read-only file system")
@@ -316,10 +322,7 @@ def test_cache_verify_on_a_cache_it_cannot_change_keeps_a_bad_copy_and_checks_th
 
 def test_cache_rm_and_prune_remove_what_a_killed_writer_left(cached, capsys):
     load_twice(cached)
-    dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
-    )
-    tag = f"{owners.host()}.{int(dead.stdout)}.abcdef"
+    tag = dead_writer_tag()
     for name in ("mlp-net.pth", "gone.pth"):
         (copies.folder() / f".{name}.safetensors.k2j4x9q1.{tag}.tmp").write_bytes(b"half a copy")
     assert main(["cache", "rm", "mlp.net"]) == 0
